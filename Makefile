@@ -1,0 +1,44 @@
+# Set-up and entry points. `make test` and `make demo` each create .venv when missing, install
+# what the project needs (Debian packages too, when missing) and run; both are idempotent and
+# fast once set up (the install re-runs only when pyproject.toml changes).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian libraries the Python wheels load at run time: PortAudio for sounddevice; xcb-cursor
+# and xkbcommon for Qt 6's xcb platform; EGL/GL for Qt's offscreen platform.
+DEB_PACKAGES := libportaudio2 libxcb-cursor0 libxkbcommon0 libegl1 libgl1 libfontconfig1 libdbus-1-3
+PYTEST_ARGS ?=
+
+.PHONY: test demo setup system-deps lint clean
+
+setup: $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml | system-deps
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: system-deps $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: system-deps $(STAMP)
+	$(BIN)/fnac demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check fnac realtime gui train tests
+
+clean:
+	rm -rf $(VENV) demo-output build *.egg-info

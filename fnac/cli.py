@@ -1,0 +1,66 @@
+"""The ``fnac`` console command: one dispatcher over the subcommands of every package.
+
+Each subcommand lives in the module that owns its concept and exposes ``register(subparsers)``;
+modules import their heavy dependencies inside the command, so ``fnac --help`` stays fast.
+Expected failures (bad files, bad arguments) print one ``fnac: error: ...`` line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Modules that register subcommands, in the order ``fnac --help`` lists them.
+COMMAND_MODULES = ("fnac.commands",)
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; the message names the fix."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fnac import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="fnac", description="Real-time audio-visual sound source localization with FNAC."
+    )
+    parser.add_argument("--version", action="version", version=f"fnac {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from fnac.checkpoint import CheckpointError
+
+    return (UsageError, CheckpointError, FileNotFoundError, NotADirectoryError, ValueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("fnac: interrupted", file=sys.stderr)
+        return 130
+    except _expected_errors() as exc:
+        if args.verbose:
+            raise
+        print(f"fnac: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

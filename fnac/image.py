@@ -1,0 +1,128 @@
+"""Image preprocessing (spec §3) for numpy frames and image files.
+
+``reference`` is the published test transform: PIL bicubic resize to exactly 224 x 224 (PIL's
+resize antialiases and rounds back to uint8), RGB, ImageNet normalisation. ``fast`` resizes in torch
+(bicubic with antialias, no uint8 rounding), batched and on any device; how far its maps move from
+the reference is measured by ``fnac bench`` and stated in the README.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision import transforms
+
+from fnac.config import ImageConfig
+
+RESIZE_METHODS = ("reference", "fast")
+
+
+def _normalize(chw: torch.Tensor, config: ImageConfig) -> torch.Tensor:
+    """(..., 3, H, W) float in [0, 1] -> ImageNet-normalised."""
+    mean = torch.tensor(config.mean, dtype=chw.dtype, device=chw.device).view(3, 1, 1)
+    std = torch.tensor(config.std, dtype=chw.dtype, device=chw.device).view(3, 1, 1)
+    return (chw - mean) / std
+
+
+def to_rgb(frame: np.ndarray, bgr: bool = True) -> np.ndarray:
+    """Any common frame layout -> (H, W, 3) uint8 RGB.
+
+    Accepts (H, W) grayscale, (H, W, 1), (H, W, 3) and (H, W, 4) with alpha (dropped).
+    ``bgr`` says the colour channels come in OpenCV's order.
+    """
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 images, got dtype {frame.dtype}")
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if (
+        frame.ndim != 3
+        or frame.shape[2] not in (1, 3, 4)
+        or frame.shape[0] < 1
+        or frame.shape[1] < 1
+    ):
+        raise ValueError(
+            f"expected an image shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {frame.shape}"
+        )
+    if frame.shape[2] == 1:
+        return np.repeat(frame, 3, axis=2)
+    frame = frame[:, :, :3]
+    return np.ascontiguousarray(frame[:, :, ::-1] if bgr else frame)
+
+
+def test_transform(config: ImageConfig | None = None) -> transforms.Compose:
+    """The published test transform for PIL images."""
+    config = config or ImageConfig()
+    return transforms.Compose(
+        [
+            transforms.Resize((config.size, config.size), transforms.InterpolationMode.BICUBIC),
+            transforms.ToTensor(),
+            transforms.Normalize(config.mean, config.std),
+        ]
+    )
+
+
+def train_transform(config: ImageConfig | None = None) -> transforms.Compose:
+    """The published training augmentation for PIL images."""
+    config = config or ImageConfig()
+    return transforms.Compose(
+        [
+            transforms.Resize(config.train_resize, transforms.InterpolationMode.BICUBIC),
+            transforms.RandomCrop((config.size, config.size)),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(config.mean, config.std),
+        ]
+    )
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """An image file -> PIL RGB image, with a clear error for what is not an image."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {path} does not exist")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path} is not a readable image ({exc})") from exc
+
+
+def preprocess_frame(
+    frame: np.ndarray, config: ImageConfig | None = None, bgr: bool = True
+) -> torch.Tensor:
+    """One (H, W[, C]) uint8 frame -> (3, size, size) with the published test transform."""
+    return test_transform(config)(Image.fromarray(to_rgb(frame, bgr)))
+
+
+def preprocess_frames(
+    frames: list[np.ndarray] | np.ndarray,
+    config: ImageConfig | None = None,
+    method: str = "reference",
+    bgr: bool = True,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Frames (each (H, W[, C]) uint8) -> (B, 3, size, size) normalised RGB.
+
+    ``method='reference'`` is the published PIL transform; ``'fast'`` resizes on ``device`` with
+    torch's antialiased bicubic, for frames of equal size.
+    """
+    config = config or ImageConfig()
+    if isinstance(frames, np.ndarray) and frames.ndim in (2, 3) and frames.dtype == np.uint8:
+        if frames.ndim == 2 or frames.shape[-1] in (1, 3, 4):
+            frames = [frames]
+    if method == "reference":
+        batch = torch.stack([preprocess_frame(f, config, bgr) for f in frames])
+        return batch.to(device) if device is not None else batch
+    if method != "fast":
+        raise ValueError(f"unknown resize method {method!r}; choose one of {RESIZE_METHODS}")
+    rgb = np.stack([to_rgb(f, bgr) for f in frames])  # (B, H, W, 3)
+    x = torch.from_numpy(rgb).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    x = F.interpolate(
+        x, size=(config.size, config.size), mode="bicubic", antialias=True, align_corners=False
+    )
+    return _normalize(x.clamp_(0.0, 1.0), config)

@@ -1,0 +1,98 @@
+"""Localization metrics exactly as the published evaluation computes them (spec §5).
+
+Maps are numpy arrays (H, W); the ground-truth grid is 224 x 224 unless ``size`` says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+#: cIoU thresholds of the success curve: 0, 0.05, ..., 1.0 (computed as 0.05 * i, as published).
+SUCCESS_THRESHOLDS = np.array([0.05 * i for i in range(21)])
+FLICKR_GRID = 256  # Flickr-SoundNet boxes are given on a 256 x 256 grid
+
+
+def median_threshold(pred_map: np.ndarray) -> float:
+    """The published binarisation threshold: the sorted map's value at index int(H * W / 2)."""
+    h, w = pred_map.shape
+    return float(np.sort(pred_map.flatten())[int(h * w / 2)])
+
+
+def ciou(pred_map: np.ndarray, gt_map: np.ndarray, threshold: float | None = None) -> float:
+    """Consensus IoU of a [0, 1] heatmap against a ground-truth map (binary or Flickr's 0/0.5/1).
+
+    The prediction is ``pred_map >= threshold``; ``None`` uses the published median rule.
+    cIoU = sum(P * G) / (sum(G) + sum(P * (G == 0))).
+    """
+    pred_map = np.asarray(pred_map, dtype=np.float64)
+    gt_map = np.asarray(gt_map, dtype=np.float64)
+    if pred_map.shape != gt_map.shape:
+        raise ValueError(
+            f"prediction {pred_map.shape} and ground truth {gt_map.shape} differ in shape"
+        )
+    thr = median_threshold(pred_map) if threshold is None else threshold
+    pred = (pred_map >= thr).astype(np.float64)
+    denom = np.sum(gt_map) + np.sum(pred * (gt_map == 0))
+    return float(np.sum(pred * gt_map) / denom) if denom > 0 else 0.0
+
+
+def flickr_gt_map(boxes: Iterable[Sequence[float]], size: int = 224) -> np.ndarray:
+    """Annotator boxes [xmin, ymin, xmax, ymax] on the 256 grid -> consensus map (size, size).
+
+    Each box is scaled by size / 256 and truncated; the box masks are summed, halved and clipped at
+    1, so one annotator gives 0.5 and two or more overlapping give 1.
+    """
+    gt = np.zeros((size, size))
+    for box in boxes:
+        xmin, ymin, xmax, ymax = (int(size * int(v) / FLICKR_GRID) for v in box)
+        mask = np.zeros((size, size))
+        mask[ymin:ymax, xmin:xmax] = 1
+        gt += mask
+    gt /= 2
+    gt[gt > 1] = 1
+    return gt
+
+
+def vggss_gt_map(boxes: Iterable[Sequence[float]], size: int = 224) -> np.ndarray:
+    """Normalised boxes [xmin, ymin, xmax, ymax] -> binary union map (size, size).
+
+    Coordinates are clipped to [0, 1] first: the sentinel boxes in vggss.json become empty.
+    """
+    gt = np.zeros((size, size))
+    for box in boxes:
+        xmin, ymin, xmax, ymax = (np.clip(np.asarray(box, dtype=np.float64), 0, 1) * size).astype(
+            int
+        )
+        gt[ymin:ymax, xmin:xmax] = 1
+    return gt
+
+
+def success_curve(cious: Sequence[float]) -> np.ndarray:
+    """Fraction of samples with cIoU >= t for every t in SUCCESS_THRESHOLDS."""
+    values = np.asarray(cious, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no cIoU values to summarise")
+    return np.array([np.sum(values >= t) / values.size for t in SUCCESS_THRESHOLDS])
+
+
+def auc(cious: Sequence[float]) -> float:
+    """Trapezoidal area under the success curve (as sklearn.metrics.auc computes it)."""
+    curve = success_curve(cious)
+    return float(
+        np.sum((SUCCESS_THRESHOLDS[1:] - SUCCESS_THRESHOLDS[:-1]) * (curve[1:] + curve[:-1]) / 2)
+    )
+
+
+def summarize(cious: Sequence[float]) -> dict[str, float]:
+    """``ciou@0.5`` (what tables call cIoU, i.e. AP50), ``ciou@0.3``, ``auc``, ``mean_ciou``."""
+    values = np.asarray(cious, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no cIoU values to summarise")
+    return {
+        "ciou@0.5": float(np.sum(values >= 0.5) / values.size),
+        "ciou@0.3": float(np.sum(values >= 0.3) / values.size),
+        "auc": auc(values),
+        "mean_ciou": float(values.mean()),
+    }

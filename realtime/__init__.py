@@ -1,0 +1,1 @@
+"""Live streams: sources, audio/video alignment, inference engines, ZeroMQ workers and sinks."""

@@ -1,0 +1,62 @@
+"""Image preprocessing: the published transform and the fast path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fnac.image import load_image, preprocess_frames, to_rgb
+
+
+def test_reference_path_equals_pil_bicubic_resize(rng):
+    bgr = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    got = preprocess_frames(bgr)[0]
+    rgb = bgr[:, :, ::-1]
+    resized = np.asarray(Image.fromarray(rgb).resize((224, 224), Image.BICUBIC)).astype(np.float32)
+    mean = np.array([0.485, 0.456, 0.406])
+    std = np.array([0.229, 0.224, 0.225])
+    want = ((resized / 255.0 - mean) / std).transpose(2, 0, 1)
+    assert got.shape == (3, 224, 224)
+    assert np.abs(got.numpy() - want).max() < 1e-5
+
+
+def test_fast_path_is_close_to_reference_on_a_smooth_image():
+    y, x = np.mgrid[0:480, 0:640]
+    smooth = np.stack([x * 255 // 640, y * 255 // 480, (x + y) * 255 // 1120], -1).astype(np.uint8)
+    ref = preprocess_frames(smooth)
+    fast = preprocess_frames(smooth, method="fast")
+    assert fast.shape == ref.shape
+    assert (fast - ref).abs().max() < 0.05  # about 3 grey levels after normalisation
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (5, 7, 1), (5, 7, 3), (5, 7, 4), (1, 1, 3)])
+def test_to_rgb_accepts_common_layouts(shape, rng):
+    frame = rng.integers(0, 256, shape, dtype=np.uint8)
+    out = to_rgb(frame)
+    assert out.shape == (shape[0], shape[1], 3) and out.dtype == np.uint8
+    if len(shape) == 3 and shape[2] >= 3:
+        assert (out[..., 0] == frame[..., 2]).all()  # BGR -> RGB
+
+
+def test_to_rgb_rejects_wrong_input():
+    with pytest.raises(ValueError, match="uint8"):
+        to_rgb(np.zeros((4, 4, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="expected an image"):
+        to_rgb(np.zeros((4, 4, 2), dtype=np.uint8))
+
+
+def test_load_image_errors(tmp_path):
+    (tmp_path / "x.jpg").write_bytes(b"\x00\x01 not an image")
+    with pytest.raises(ValueError, match="not a readable image"):
+        load_image(tmp_path / "x.jpg")
+    with pytest.raises(FileNotFoundError):
+        load_image(tmp_path / "none.png")
+
+
+def test_grayscale_frame_goes_through_both_paths():
+    gray = np.full((30, 40), 128, dtype=np.uint8)
+    for method in ("reference", "fast"):
+        out = preprocess_frames(gray, method=method)
+        assert out.shape == (1, 3, 224, 224) and torch.isfinite(out).all()

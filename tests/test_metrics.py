@@ -1,0 +1,96 @@
+"""Metrics on hand-made maps with known answers, and every VGG-SS box from ../shared."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fnac.metrics import (
+    auc,
+    ciou,
+    flickr_gt_map,
+    median_threshold,
+    success_curve,
+    summarize,
+    vggss_gt_map,
+)
+
+
+def test_ciou_of_a_perfect_and_a_disjoint_prediction():
+    gt = np.zeros((4, 4))
+    gt[:2] = 1  # top half
+    assert ciou(gt.copy(), gt, threshold=0.5) == 1.0
+    assert ciou(1 - gt, gt, threshold=0.5) == 0.0
+
+
+def test_ciou_hand_computed():
+    gt = np.zeros((2, 4))
+    gt[:, :2] = 1  # 4 pixels
+    pred = np.array([[1, 1, 1, 0], [0, 0, 0, 0]], dtype=float)  # 2 inside, 1 outside
+    # 2 / (4 + 1)
+    assert ciou(pred, gt, threshold=0.5) == pytest.approx(0.4)
+
+
+def test_median_rule_turns_on_about_half_the_pixels():
+    pred = np.arange(16, dtype=float).reshape(4, 4) / 15
+    thr = median_threshold(pred)
+    assert thr == pytest.approx(8 / 15)  # sorted value at index int(16 / 2) = 8
+    gt = np.zeros((4, 4))
+    gt[2:] = 1  # the 8 hottest pixels
+    assert ciou(pred, gt) == 1.0
+
+
+def test_flickr_consensus_map():
+    boxes = [[0, 0, 128, 128], [0, 0, 64, 64], [128, 128, 256, 256]]
+    gt = flickr_gt_map(boxes)
+    assert gt.shape == (224, 224)
+    assert gt[0, 0] == 1.0  # two annotators overlap
+    assert gt[100, 100] == 0.5  # one annotator
+    assert gt[200, 200] == 0.5
+    assert gt[150, 50] == 0.0
+    assert gt[:112, :112].sum() == 56 * 56 * 1.0 + (112 * 112 - 56 * 56) * 0.5
+
+
+def test_flickr_ciou_counts_half_weight_pixels():
+    gt = flickr_gt_map([[0, 0, 128, 256]])  # one annotator: left half at 0.5
+    half = np.zeros((224, 224))
+    half[:, :112] = 1
+    assert ciou(half, gt, threshold=0.5) == pytest.approx(1.0)  # 0.5 N / (0.5 N + 0)
+    everywhere = np.ones((224, 224))
+    assert ciou(everywhere, gt, threshold=0.5) == pytest.approx(1 / 3)  # 0.5 N / (0.5 N + N)
+
+
+def test_vggss_boxes_clip_and_scale():
+    gt = vggss_gt_map([[0.25, 0.5, 0.75, 1.0]])
+    assert gt.sum() == 112 * 112 and gt[112, 56] == 1 and gt[111, 56] == 0
+    assert vggss_gt_map([[-5, -5, 1e10, 1e10]]).sum() == 224 * 224
+    assert vggss_gt_map([[2.0, 3.0, 1e10, 1e10]]).sum() == 0  # sentinel: empty after clipping
+
+
+def test_summary_hand_computed():
+    cious = [0.0, 0.25, 0.5, 1.0]
+    s = summarize(cious)
+    assert s["ciou@0.5"] == 0.5 and s["ciou@0.3"] == 0.5 and s["mean_ciou"] == 0.4375
+    curve = success_curve(cious)
+    assert curve[0] == 1.0 and curve[-1] == 0.25 and curve[5] == 0.75  # t = 0.25
+    # Step function: 1 on [0,0], 0.75 up to 0.25, 0.5 up to 0.5, 0.25 to 1 -> trapezoids:
+    want = 0.05 * (np.sum((curve[1:] + curve[:-1]) / 2))
+    assert s["auc"] == pytest.approx(want) == pytest.approx(auc(cious))
+    assert 0.25 < s["auc"] < 0.5
+    assert summarize([1.0])["auc"] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_every_vggss_box_parses(metadata_dir):
+    entries = json.loads((metadata_dir / "vggss.json").read_text())
+    assert len(entries) == 5158
+    assert len({e["class"] for e in entries}) == 221
+    empty = 0
+    for entry in entries:
+        gt = vggss_gt_map(entry["bbox"])
+        assert gt.shape == (224, 224) and set(np.unique(gt)) <= {0.0, 1.0}
+        empty += gt.sum() == 0
+    assert empty < len(entries) / 10

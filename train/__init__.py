@@ -1,0 +1,1 @@
+"""Offline work on files: datasets, the synthetic world, training and evaluation."""
