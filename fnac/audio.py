@@ -126,6 +126,15 @@ def clip_spectrogram(
     return normalize_spectrogram(spec, config).unsqueeze(0)
 
 
+def pcm_to_float(data: np.ndarray) -> np.ndarray:
+    """Samples of any PCM dtype -> float32 in [-1, 1] (integers scaled by their full range)."""
+    if data.dtype == np.uint8:
+        return (data.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(data.dtype, np.integer):
+        return data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
+    return data.astype(np.float32)
+
+
 def load_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """Read a WAV file -> (float32 samples shaped (C, N) in [-1, 1], sample rate).
 
@@ -142,13 +151,15 @@ def load_wav(path: str | Path) -> tuple[np.ndarray, int]:
         raise ValueError(
             f"{path} is not a readable WAV file ({exc}); convert it to PCM WAV"
         ) from exc
-    if data.dtype == np.uint8:
-        samples = (data.astype(np.float32) - 128.0) / 128.0
-    elif np.issubdtype(data.dtype, np.integer):
-        samples = data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
-    else:
-        samples = data.astype(np.float32)
+    samples = pcm_to_float(data)
     samples = samples.reshape(samples.shape[0], -1).T  # (C, N)
     if samples.shape[1] == 0:
         raise ValueError(f"{path} holds no audio samples")
     return np.ascontiguousarray(samples), int(rate)
+
+
+def spec_augment(spec: torch.Tensor, max_width: int = 10) -> torch.Tensor:
+    """Training augmentation: zero one frequency band and one time band of random width below
+    ``max_width`` at random positions. (1, F, T) -> (1, F, T); draws from torch's global RNG."""
+    spec = AF.mask_along_axis(spec, mask_param=max_width, mask_value=0.0, axis=1)
+    return AF.mask_along_axis(spec, mask_param=max_width, mask_value=0.0, axis=2)

@@ -96,3 +96,49 @@ def summarize(cious: Sequence[float]) -> dict[str, float]:
         "auc": auc(values),
         "mean_ciou": float(values.mean()),
     }
+
+
+def multi_source_ciou(heatmaps: Sequence[np.ndarray], gt_maps: Sequence[np.ndarray]) -> float:
+    """Multi-source score of one image (DSOL protocol): each source's [0, 1] heatmap binarised at
+    half its maximum, cIoU against that source's ground truth, averaged over the sources."""
+    if len(heatmaps) != len(gt_maps) or not heatmaps:
+        raise ValueError("need one heatmap per sounding source, and at least one source")
+    scores = [
+        ciou(h, g, threshold=0.5 * float(np.max(h))) for h, g in zip(heatmaps, gt_maps, strict=True)
+    ]
+    return float(np.mean(scores))
+
+
+def sounding_confidence(raw_map: np.ndarray, top_fraction: float = 0.25) -> float:
+    """Mean of the top ``top_fraction`` of a raw similarity map's values (at least one value)."""
+    values = np.sort(np.asarray(raw_map, dtype=np.float64).ravel())[::-1]
+    return float(values[: max(1, int(values.size * top_fraction))].mean())
+
+
+def _pr_points(scores: Sequence[float], labels: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall at every distinct score threshold, highest first."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    if scores.shape != labels.shape or scores.size == 0:
+        raise ValueError("scores and labels must be equally long and not empty")
+    if not labels.any():
+        raise ValueError("average precision needs at least one positive sample")
+    order = np.argsort(-scores, kind="mergesort")
+    scores, labels = scores[order], labels[order]
+    last = np.r_[np.nonzero(np.diff(scores))[0], scores.size - 1]
+    tps = np.cumsum(labels)[last]
+    fps = last + 1 - tps
+    return tps / (tps + fps), tps / tps[-1]
+
+
+def average_precision(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """AP of "sounding" detection, as sklearn.metrics.average_precision_score computes it."""
+    precision, recall = _pr_points(scores, labels)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def max_f1(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """The best F1 over all confidence thresholds."""
+    precision, recall = _pr_points(scores, labels)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall + 1e-12), 0)
+    return float(f1.max())

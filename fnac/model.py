@@ -18,7 +18,7 @@ from torchvision.models.resnet import ResNet
 from fnac.config import ModelConfig
 
 
-def _resnet_trunk(net: ResNet, x: torch.Tensor) -> torch.Tensor:
+def resnet_trunk(net: ResNet, x: torch.Tensor) -> torch.Tensor:
     """conv1 .. layer4 of a torchvision ResNet: (B, C, H, W) -> (B, 512, H/32, W/32)."""
     x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
     return net.layer4(net.layer3(net.layer2(net.layer1(x))))
@@ -68,13 +68,13 @@ class FNAC(nn.Module):
 
     def encode_image(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised RGB -> (B, D, h, w), unit length over D at every position."""
-        x = _resnet_trunk(self.imgnet, frames)  # (B, 512, h, w)
+        x = resnet_trunk(self.imgnet, frames)  # (B, 512, h, w)
         x = self.img_proj(self.img_dropout(x))  # (B, D, h, w)
         return F.normalize(x, dim=1)
 
     def encode_audio(self, spec: torch.Tensor) -> torch.Tensor:
         """(B, 1, F, T) normalised log spectrogram -> (B, D), unit length."""
-        x = _resnet_trunk(self.audnet, spec)  # (B, 512, f, t)
+        x = resnet_trunk(self.audnet, spec)  # (B, 512, f, t)
         x = self.audnet.avgpool(x).flatten(1)  # (B, 512): global max pool
         x = self.aud_proj(self.aud_dropout(x))  # (B, D)
         return F.normalize(x, dim=1)

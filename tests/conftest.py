@@ -27,3 +27,56 @@ def rng() -> np.random.Generator:
 def _seed_torch():
     torch.manual_seed(0)
     yield
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    from scipy.io import wavfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wavfile.write(path, rate, (np.clip(samples, -1, 1) * 32767).astype(np.int16))
+    return path
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def tiny_sample(rng: np.random.Generator, index: int, rate: int, size: int, seconds: float):
+    """A frame with one coloured square and a tone whose pitch follows the square's colour."""
+    klass = index % 2
+    rgb = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+    s = size // 3
+    x0, y0 = int(rng.integers(0, size - s)), int(rng.integers(0, size - s))
+    rgb[y0 : y0 + s, x0 : x0 + s] = (230, 40, 40) if klass == 0 else (40, 40, 230)
+    t = np.arange(int(rate * seconds)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * (300 if klass == 0 else 1200) * t)
+    box = [x0 / size, y0 / size, (x0 + s) / size, (y0 + s) / size]
+    return rgb, tone + 0.01 * rng.standard_normal(t.size), box, klass
+
+
+@pytest.fixture
+def av_root(tmp_path) -> Path:
+    """16 samples in the VGG-SS layout (frames/ audio/ test.json test.csv), 8 kHz, 64 px."""
+    return make_av_root(tmp_path / "av", n=16)
+
+
+def make_av_root(
+    root: Path, n: int = 16, rate: int = 8000, size: int = 64, seconds: float = 3.5, seed: int = 0
+) -> Path:
+    import json
+
+    rng = np.random.default_rng(seed)
+    annotations = []
+    for i in range(n):
+        rgb, audio, box, klass = tiny_sample(rng, i, rate, size, seconds)
+        sid = f"s{i:03d}"
+        write_png(root / "frames" / f"{sid}.png", rgb)
+        write_wav(root / "audio" / f"{sid}.wav", audio, rate)
+        annotations.append({"file": sid, "class": ["red", "blue"][klass], "bbox": [box]})
+    (root / "test.json").write_text(json.dumps(annotations))
+    (root / "test.csv").write_text("".join(f"{a['file']}\n" for a in annotations))
+    return root

@@ -94,3 +94,29 @@ def test_every_vggss_box_parses(metadata_dir):
         assert gt.shape == (224, 224) and set(np.unique(gt)) <= {0.0, 1.0}
         empty += gt.sum() == 0
     assert empty < len(entries) / 10
+
+
+def test_average_precision_and_max_f1_hand_computed():
+    from fnac.metrics import average_precision, max_f1
+
+    # ranking: pos (0.9), neg (0.8), pos (0.7), neg (0.1)
+    scores, labels = [0.9, 0.8, 0.7, 0.1], [True, False, True, False]
+    # precision at the positives: 1/1 and 2/3 -> AP = (1 + 2/3) / 2
+    assert average_precision(scores, labels) == pytest.approx((1 + 2 / 3) / 2)
+    # thresholds: P/R = (1, .5) F1 .667; (.5, .5) .5; (.667, 1) .8; (.5, 1) .667
+    assert max_f1(scores, labels) == pytest.approx(0.8)
+    assert average_precision([0.5, 0.5], [True, False]) == pytest.approx(0.5)  # a tie
+    with pytest.raises(ValueError):
+        average_precision([0.1], [False])
+
+
+def test_multi_source_ciou_and_confidence():
+    from fnac.metrics import multi_source_ciou, sounding_confidence
+
+    left, right = np.zeros((4, 4)), np.zeros((4, 4))
+    left[:, :2], right[:, 2:] = 1, 1
+    heat_left = left * 0.9 + 0.05  # max 0.95: binarised at 0.475 -> the left half
+    assert multi_source_ciou([heat_left, heat_left], [left, right]) == pytest.approx(0.5)
+    assert multi_source_ciou([heat_left, 1 - heat_left], [left, right]) == pytest.approx(1.0)
+    raw = np.arange(8, dtype=float).reshape(2, 4)
+    assert sounding_confidence(raw) == pytest.approx(6.5)  # top 25 % of 8 values: 7 and 6

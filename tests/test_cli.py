@@ -1,0 +1,156 @@
+"""Every subcommand through a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_png, write_wav
+
+from fnac.config import AudioConfig
+from fnac.model import FNAC, ModelConfig
+
+
+def fnac(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "fnac.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from fnac.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    save_checkpoint(root / "model.pth", FNAC(ModelConfig(dim=32)), AudioConfig(sample_rate=16000))
+    published = root / "published.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in FNAC().state_dict().items()}}, published)
+    write_png(root / "frame.png", rng.integers(0, 255, (90, 120, 3), dtype=np.uint8))
+    write_wav(root / "clip.wav", rng.uniform(-0.5, 0.5, 22050 * 4), 22050)
+    (root / "garbage.pth").write_bytes(rng.bytes(3000))
+    return root
+
+
+def test_help_lists_the_commands():
+    result = fnac("--help")
+    assert result.returncode == 0
+    for command in ("localize", "info", "train", "eval"):
+        assert command in result.stdout
+
+
+def test_info(files):
+    result = fnac("info", files / "model.pth")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["format"] == "fnac" and info["model"]["dim"] == 32
+    assert info["audio"]["sample_rate"] == 16000
+
+
+def test_localize_writes_an_overlay(files):
+    out = files / "overlay.png"
+    result = fnac(
+        "localize",
+        "--checkpoint",
+        files / "published.pth",
+        "--image",
+        files / "frame.png",
+        "--audio",
+        files / "clip.wav",
+        "--out",
+        out,
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "records no sample rate" in result.stderr  # published format: the warning shows
+    from PIL import Image
+
+    assert Image.open(out).size == (120, 90)
+    payload = json.loads(result.stdout.splitlines()[-1])
+    assert np.asarray(payload["map"]).shape == (7, 7)
+    assert 0 <= payload["peak"][0] < 120 and 0 <= payload["peak"][1] < 90
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["info", "{root}/garbage.pth"], "not a PyTorch checkpoint"),
+        (["info", "{root}/missing.pth"], "does not exist"),
+        (
+            [
+                "localize",
+                "--checkpoint",
+                "{root}/model.pth",
+                "--image",
+                "{root}/clip.wav",
+                "--audio",
+                "{root}/clip.wav",
+            ],
+            "not a readable image",
+        ),
+        (
+            [
+                "localize",
+                "--checkpoint",
+                "{root}/model.pth",
+                "--image",
+                "{root}/frame.png",
+                "--audio",
+                "{root}/frame.png",
+            ],
+            "not a readable WAV",
+        ),
+        (["train", "--data", "{root}/nowhere"], "does not exist"),
+        (["train", "--data", "{root}", "--batch-size", "1"], "batch-size must be at least 2"),
+        (["eval", "--checkpoint", "{root}/model.pth", "--data", "{root}"], "cannot tell"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(files, args, message):
+    result = fnac(*[a.format(root=files) for a in args])
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "fnac: error:" in result.stderr and message in result.stderr
+
+
+def test_train_then_eval(av_root, tmp_path):
+    out = tmp_path / "run"
+    result = fnac(
+        "train",
+        "--data",
+        av_root,
+        "--out",
+        out,
+        "--test-data",
+        av_root,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--image-size",
+        64,
+        "--dim",
+        16,
+        "--workers",
+        0,
+        "--init",
+        "random",
+        "--no-tensorboard",
+        "--no-progress",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "best.pth" in result.stdout
+    report = tmp_path / "eval" / "report.json"
+    result = fnac("eval", "--checkpoint", out / "best.pth", "--data", av_root, "--json", report)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(report.read_text())
+    assert set(data["results"]["bicubic"]["av"]) >= {"ciou@0.5", "ciou@0.3", "auc", "mean_ciou"}
+    assert len(data["per_sample"]) == 16
+    assert report.with_suffix(".png").is_file()

@@ -1,0 +1,140 @@
+"""Training: one epoch, exact resume, torchrun with gloo, and evaluation on known answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+
+from fnac.checkpoint import load_checkpoint
+from fnac.config import AudioConfig, ImageConfig, ModelConfig
+from fnac.model import FNAC
+from train.config import resolve
+from train.datasets import Entry, TestSet
+from train.evaluate import evaluate
+from train.trainer import train
+
+TINY = dict(
+    batch_size=8,
+    image_size=64,
+    dim=16,
+    workers=0,
+    init="random",
+    tensorboard=False,
+    progress=False,
+    seed=3,
+)
+
+
+def test_one_epoch_writes_checkpoints_with_finite_terms(av_root, tmp_path):
+    out = tmp_path / "run"
+    result = train(
+        resolve(
+            overrides=dict(
+                data=str(av_root), out=str(out), epochs=1, warmup=0, test_data=str(av_root), **TINY
+            )
+        )
+    )
+    record = result["history"][0]
+    for term in ("contrastive", "fns_audio", "tns", "fns_image", "loss"):
+        assert np.isfinite(record[f"train/{term}"]), term
+    assert 0 <= record["test/ciou@0.5"] <= 1
+    for name in ("best.pth", "latest.pth", "config.json"):
+        assert (out / name).is_file()
+    model = load_checkpoint(out / "best.pth")
+    assert model.info.audio.sample_rate == 8000 and model.info.image.size == 64
+    assert model.info.epoch == 1 and model.config.dim == 16
+    assert json.loads((out / "config.json").read_text())["sample_rate"] == 8000
+
+
+def test_resume_equals_an_uninterrupted_run(av_root, tmp_path):
+    straight = tmp_path / "straight"
+    train(resolve(overrides=dict(data=str(av_root), out=str(straight), epochs=2, warmup=1, **TINY)))
+    split = tmp_path / "split"
+    train(resolve(overrides=dict(data=str(av_root), out=str(split), epochs=1, warmup=1, **TINY)))
+    train(
+        resolve(overrides=dict(data=str(av_root), out=str(split), epochs=2, warmup=1, **TINY)),
+        resume=True,
+    )
+    a = load_checkpoint(straight / "latest.pth").state_dict()
+    b = load_checkpoint(split / "latest.pth").state_dict()
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different
+    # and the run did train: weights moved away from the initial ones
+    first = load_checkpoint(split / "latest.pth")
+    assert first.info.epoch == 2
+
+
+def test_torchrun_two_processes_gloo_identical_weights(av_root, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29533",
+        str(REPO / "tests" / "ddp_worker.py"),
+        str(av_root),
+        str(out),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    r0 = torch.load(out / "rank0.pt", weights_only=True)
+    r1 = torch.load(out / "rank1.pt", weights_only=True)
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+    assert (out / "best.pth").is_file()
+
+
+class PlantedMaps(FNAC):
+    """A model whose map is hot in the top rows for 'up' audio and the bottom rows otherwise."""
+
+    def encode_image(self, frames):
+        B = frames.shape[0]
+        v = torch.zeros(B, 2, 7, 7)
+        v[:, 0, :3] = 1  # top three rows
+        v[:, 1, 4:] = 1  # bottom three rows
+        v[:, :, 3] = 0.5**0.5  # middle row: equal to both
+        return v
+
+    def encode_audio(self, spec):
+        up = spec.flatten(1).mean(dim=1) > -10  # any real audio -> "up"
+        return torch.stack([up.float(), 1 - up.float()], dim=1)
+
+
+def test_evaluation_on_known_answers(tmp_path, rng):
+    from conftest import write_png, write_wav
+
+    entries = []
+    for i in range(4):
+        image = write_png(tmp_path / f"{i}.png", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+        audio = write_wav(tmp_path / f"{i}.wav", rng.uniform(-0.5, 0.5, 8000 * 3), 8000)
+        # ground truth: top half for samples 0, 1 (predicted exactly), bottom half for 2, 3
+        box = [0, 0, 1, 0.5] if i < 2 else [0, 0.5, 1, 1]
+        entries.append(Entry(str(i), image, audio, boxes=[box]))
+    model = PlantedMaps(ModelConfig(dim=2, tau=1.0)).eval()
+    report = evaluate(
+        model,
+        TestSet("vggss", tmp_path, entries),
+        AudioConfig(sample_rate=8000),
+        ImageConfig(size=64),
+        overlays=tmp_path / "overlays",
+    )
+    per = {r["id"]: r["bicubic/av"] for r in report["per_sample"]}
+    assert per["0"] == pytest.approx(1.0) and per["1"] == pytest.approx(1.0)
+    assert per["2"] == pytest.approx(0.0) and per["3"] == pytest.approx(0.0)
+    summary = report["results"]["bicubic"]["av"]
+    assert summary["ciou@0.5"] == 0.5 and summary["mean_ciou"] == pytest.approx(0.5)
+    # success curve: 1 at t = 0, 0.5 on (0, 1] -> 0.05 * (1 + 0.5) / 2 + 0.95 * 0.5
+    assert summary["auc"] == pytest.approx(0.5125)
+    assert len(list(Path(tmp_path / "overlays").glob("*.png"))) == 4

@@ -1,0 +1,122 @@
+"""The training configuration: defaults from the published recipe, presets, JSON config files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+LOSSES = ("fnac", "contrastive")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+INITS = ("imagenet", "random")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = ""  # training root (frames/ + audio/) or a folder of videos
+    out: str = "runs/fnac"  # run folder: best.pth, latest.pth, config.json, tb/
+    ids: str | None = None  # id list restricting the training set (flickr_10k.txt, ...)
+    test_data: str | None = None  # evaluated after every epoch when given
+    test_kind: str = "auto"
+    test_annotations: str | None = None
+    test_ids: str | None = None
+    epochs: int = 20  # published: 20-30
+    batch_size: int = 128  # global batch, split across processes (published: 128 / 256)
+    lr: float = 1e-4  # Adam, no schedule (published)
+    weight_decay: float = 1e-4
+    warmup: int = 3  # epochs of contrastive loss alone before the FNAC terms join
+    loss: str = "fnac"  # "contrastive" = the EZ-VSL baseline
+    w_fns_audio: float = 100.0  # published weights of FNS-1, TNS and FNS-2
+    w_tns: float = 100.0
+    w_fns_image: float = 100.0
+    dim: int = 512
+    tau: float = 0.03
+    dropout_img: float = 0.9
+    dropout_aud: float = 0.0
+    image_size: int = 224
+    sample_rate: int | None = None  # None: the rate of the training audio
+    window_s: float = 3.0
+    seed: int = 12345  # published seed
+    workers: int = 2  # DataLoader worker processes per training process
+    amp: str = "auto"  # bf16 on CPUs with native bf16, bf16/fp16 on CUDA; "off" = float32
+    channels_last: bool = True
+    init: str = "imagenet"  # image encoder start: ImageNet weights (published) or random
+    imagenet_weights: str | None = None  # file; default: torch's hub cache
+    device: str = "auto"
+    eval_every: int = 1
+    tensorboard: bool = True
+    progress: bool = True
+
+    def validate(self) -> TrainConfig:
+        problems = []
+        if not self.data:
+            problems.append("--data is required")
+        if self.loss not in LOSSES:
+            problems.append(f"--loss must be one of {LOSSES}")
+        if self.amp not in AMP_MODES:
+            problems.append(f"--amp must be one of {AMP_MODES}")
+        if self.init not in INITS:
+            problems.append(f"--init must be one of {INITS}")
+        if self.batch_size < 2:
+            problems.append("--batch-size must be at least 2 (contrastive learning needs pairs)")
+        if self.epochs < 1 or self.warmup < 0:
+            problems.append("--epochs must be >= 1 and --warmup >= 0")
+        if self.image_size % 32:
+            problems.append("--image-size must be a multiple of 32 (the ResNet stride)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+# Presets: named sets of overrides on the defaults, applied before a config file and flags.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The published FNAC recipe (VGGSound / Flickr scripts).
+    "published": {},
+    # A small run on the synthetic world that fits a 2-core CPU.
+    "cpu-small": {
+        "batch_size": 32,
+        "epochs": 8,
+        "warmup": 2,
+        "image_size": 160,
+        "workers": 2,
+        "init": "random",
+        "dropout_img": 0.5,
+    },
+}
+
+
+def field_names() -> set[str]:
+    return {f.name for f in fields(TrainConfig)}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"config file {path} is not readable JSON ({exc})") from exc
+    unknown = sorted(set(values) - field_names())
+    if unknown:
+        raise ValueError(f"config file {path} has unknown keys {unknown}")
+    return values
+
+
+def resolve(
+    preset: str | None = None,
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """defaults < preset < config file < explicit flags."""
+    config = TrainConfig()
+    if preset:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        config = replace(config, **PRESETS[preset])
+    if config_file:
+        config = replace(config, **load_config_file(config_file))
+    return replace(config, **(overrides or {})).validate()
+
+
+def to_dict(config: TrainConfig) -> dict[str, Any]:
+    return asdict(config)

@@ -1,0 +1,442 @@
+"""Datasets in the published on-disk layouts, plus plain video files.
+
+Training: ``<root>/frames/<id>.jpg|png`` + ``<root>/audio/<id>.wav``, optionally restricted to an
+id list (``flickr_10k.txt``, ``vggss_144k.txt``, ...). Test sets (``open_testset``):
+
+- ``vggss`` (also VGG-SS heard / unheard): frames/ + audio/ + an annotations json
+  (``[{"file", "class", "bbox": [[xmin, ymin, xmax, ymax] normalised]}]``) + an id csv;
+- ``flickr``: ``Annotations/<id>.xml`` + ``Data/**/<id>.jpg|wav``, or one flat folder of
+  ``<id>.xml|jpg|wav``; boxes of several annotators on a 256 grid;
+- ``duet``: frames/ + audio/ + ``sources/<id>_<k>.wav`` + ``duet.json`` (two sounding objects);
+- silent pairs: a ``video,audio,label`` csv pairing a frame with another clip's audio.
+
+Missing files are counted and reported when the index is built; files that fail to decode are
+skipped at load time (``None`` samples, dropped and counted by ``collate_skipping``), never replaced
+by another sample.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from fnac.audio import clip_spectrogram, spec_augment
+from fnac.config import AudioConfig, ImageConfig
+from fnac.image import load_image, test_transform, train_transform
+from fnac.metrics import flickr_gt_map, vggss_gt_map
+from train.media import VIDEO_SUFFIXES, MediaError, load_audio, video_clip
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
+TESTSET_KINDS = ("auto", "vggss", "flickr", "duet", "silent", "video")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as given; the message names the fix."""
+
+
+@dataclass
+class Entry:
+    """One sample's files and ground truth."""
+
+    id: str
+    image: Path | None  # None for video entries (frame and audio come from ``video``)
+    audio: Path | None
+    video: Path | None = None
+    label: str = "sounding"  # or "non-sounding" (silent pairs)
+    boxes: list = field(default_factory=list)  # ground truth, in the test set's convention
+    sources: list[dict[str, Any]] = field(default_factory=list)  # duet: per-source audio + boxes
+    klass: str | None = None
+
+
+def _find(folder: Path, stem: str, suffixes: Sequence[str]) -> Path | None:
+    for suffix in suffixes:
+        path = folder / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def read_ids(path: str | Path) -> list[str]:
+    """An id list: one id per line, or the first column of a csv (a header row is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"id list {path} does not exist")
+    ids = []
+    with path.open(newline="") as fh:
+        for row in csv.reader(fh):
+            if row and row[0].strip() and row[0].strip() not in ("id", "video", "file"):
+                ids.append(row[0].strip())
+    return ids
+
+
+def _require_dir(path: Path, what: str) -> None:
+    if not path.is_dir():
+        raise DatasetError(f"{what} {path} does not exist or is not a folder")
+
+
+def _report_missing(missing: list[str], where: Path) -> None:
+    if missing:
+        log.warning(
+            "%s: %d samples skipped, files missing (e.g. %s)",
+            where,
+            len(missing),
+            ", ".join(missing[:3]),
+        )
+
+
+class FramesAudioLayout:
+    """Resolves ids in ``root/frames/<id>.jpg|png`` + ``root/audio/<id>.wav``."""
+
+    def __init__(self, root: Path) -> None:
+        _require_dir(root / "frames", "frames folder")
+        _require_dir(root / "audio", "audio folder")
+        self.root = root
+
+    def ids(self) -> list[str]:
+        frames = self.root / "frames"
+        return sorted(p.stem for p in frames.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+    def image(self, sample_id: str) -> Path | None:
+        return _find(self.root / "frames", sample_id, IMAGE_SUFFIXES)
+
+    def audio(self, sample_id: str) -> Path | None:
+        return _find(self.root / "audio", sample_id, AUDIO_SUFFIXES)
+
+
+class FlickrLayout:
+    """Resolves ids in ``Annotations/<id>.xml`` + ``Data/**/<id>.*``, or one flat folder."""
+
+    def __init__(self, root: Path) -> None:
+        nested = (root / "Annotations").is_dir()
+        self.annotations = root / "Annotations" if nested else root
+        data = root / "Data" if nested else root
+        self.files = {p.name: p for p in data.rglob("*") if p.is_file()} if data.is_dir() else {}
+        self.root = root
+
+    def ids(self) -> list[str]:
+        return sorted(p.stem for p in self.annotations.glob("*.xml"))
+
+    def _lookup(self, sample_id: str, suffixes: Sequence[str]) -> Path | None:
+        return next(
+            (self.files[f"{sample_id}{s}"] for s in suffixes if f"{sample_id}{s}" in self.files),
+            None,
+        )
+
+    def image(self, sample_id: str) -> Path | None:
+        return self._lookup(sample_id, IMAGE_SUFFIXES)
+
+    def audio(self, sample_id: str) -> Path | None:
+        return self._lookup(sample_id, AUDIO_SUFFIXES)
+
+    def xml(self, sample_id: str) -> Path | None:
+        path = self.annotations / f"{sample_id}.xml"
+        return path if path.is_file() else None
+
+
+Layout = FramesAudioLayout | FlickrLayout
+
+
+def layout_entries(layout: Layout, ids: Sequence[str] | None = None) -> list[Entry]:
+    """Entries for the ids (default: all) whose frame and audio exist; the others are reported."""
+    entries, missing = [], []
+    for sample_id in layout.ids() if ids is None else ids:
+        image, audio = layout.image(sample_id), layout.audio(sample_id)
+        if image is None or audio is None:
+            missing.append(sample_id)
+        else:
+            entries.append(Entry(sample_id, image, audio))
+    _report_missing(missing, layout.root)
+    return entries
+
+
+def frames_audio_entries(root: str | Path, ids: Sequence[str] | None = None) -> list[Entry]:
+    """``root/frames/<id>.*`` + ``root/audio/<id>.wav`` for the given ids (default: all frames)."""
+    return layout_entries(FramesAudioLayout(Path(root)), ids)
+
+
+def video_entries(paths: Sequence[str | Path]) -> list[Entry]:
+    """Video files (or folders of them): one sample each, the middle frame and its audio."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise DatasetError(f"{p} does not exist")
+    return [Entry(p.stem, None, None, video=p) for p in found]
+
+
+def parse_flickr_xml(path: str | Path) -> list[list[int]]:
+    """Flickr-SoundNet annotation -> annotator boxes [xmin, ymin, xmax, ymax] on the 256 grid.
+
+    The root's children hold ``bbox`` elements of 5 children: the first is skipped, the next four
+    are the integer coordinates.
+    """
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise DatasetError(f"{path} is not a readable annotation XML ({exc})") from exc
+    boxes = []
+    for child in root:
+        for element in child:
+            if element.tag != "bbox":
+                continue
+            values = [c.text for c in list(element)[1:5]]
+            try:
+                boxes.append([int(float(v)) for v in values])
+            except (TypeError, ValueError) as exc:
+                raise DatasetError(
+                    f"{path}: a bbox holds non-numeric coordinates {values}"
+                ) from exc
+            if len(boxes[-1]) != 4:
+                raise DatasetError(f"{path}: a bbox has {len(boxes[-1])} coordinates, not 4")
+    return boxes
+
+
+def flickr_entries(root: str | Path, ids: Sequence[str] | None = None) -> list[Entry]:
+    """Flickr-SoundNet test layout (Annotations/ + Data/**) or one flat folder."""
+    layout = FlickrLayout(Path(root))
+    ids = layout.ids() if ids is None else ids
+    if not ids:
+        raise DatasetError(f"{root} holds no Flickr annotations (Annotations/<id>.xml)")
+    annotated = [i for i in ids if layout.xml(i) is not None]
+    _report_missing([i for i in ids if layout.xml(i) is None], layout.annotations)
+    entries = layout_entries(layout, annotated)
+    for e in entries:
+        e.boxes = parse_flickr_xml(layout.xml(e.id))
+    return entries
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path} is not a readable JSON file ({exc})") from exc
+
+
+def vggss_entries(
+    root: str | Path, annotations: str | Path, ids: Sequence[str] | None = None
+) -> list[Entry]:
+    """VGG-SS layout: frames/ + audio/, boxes from a vggss.json-style file."""
+    table = _load_json(Path(annotations))
+    if not isinstance(table, list):
+        raise DatasetError(f"{annotations} is not a vggss.json-style list of annotations")
+    by_id = {str(a.get("file")): a for a in table if isinstance(a, dict)}
+    ids = list(ids) if ids is not None else list(by_id)
+    unannotated = [i for i in ids if i not in by_id]
+    if unannotated:
+        log.warning(
+            "%s: %d ids have no annotation and are skipped (e.g. %s)",
+            annotations,
+            len(unannotated),
+            ", ".join(unannotated[:3]),
+        )
+    entries = frames_audio_entries(root, [i for i in ids if i in by_id])
+    for e in entries:
+        e.boxes = [list(map(float, b)) for b in by_id[e.id].get("bbox", [])]
+        e.klass = by_id[e.id].get("class")
+    return entries
+
+
+def duet_entries(root: str | Path, annotations: str | Path | None = None) -> list[Entry]:
+    """Two-source scenes: mixture audio plus each source's own audio and boxes."""
+    root = Path(root)
+    table = _load_json(Path(annotations) if annotations else root / "duet.json")
+    entries = frames_audio_entries(root, [str(a["file"]) for a in table])
+    by_id = {str(a["file"]): a for a in table}
+    kept = []
+    for e in entries:
+        sources = []
+        for k, src in enumerate(by_id[e.id]["sources"]):
+            audio = _find(root / "sources", f"{e.id}_{k}", AUDIO_SUFFIXES)
+            if audio is None:
+                break
+            sources.append({"audio": audio, "boxes": src["bbox"], "class": src.get("class")})
+        if len(sources) == len(by_id[e.id]["sources"]):
+            e.sources = sources
+            kept.append(e)
+    _report_missing([e.id for e in entries if not e.sources], root / "sources")
+    return kept
+
+
+def silent_pair_entries(layout: Layout, pairs_csv: str | Path) -> list[Entry]:
+    """Rows ``video,audio,label``: the frame of one clip with the audio of another (or of an
+    off-screen source), resolved in the test set's layout."""
+    out, missing = [], []
+    with Path(pairs_csv).open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            video, audio = row.get("video", ""), row.get("audio", "")
+            image, sound = layout.image(video), layout.audio(audio)
+            if image is None or sound is None:
+                missing.append(f"{video}/{audio}")
+                continue
+            out.append(
+                Entry(f"{video}+{audio}", image, sound, label=row.get("label") or "non-sounding")
+            )
+    _report_missing(missing, Path(pairs_csv))
+    return out
+
+
+def collate_skipping(batch: list[dict | None]) -> dict[str, Any]:
+    """Stack the samples that loaded; ``skipped`` counts the ones that did not."""
+    good = [b for b in batch if b is not None]
+    out: dict[str, Any] = {"skipped": len(batch) - len(good)}
+    if not good:
+        return out
+    for key in good[0]:
+        values = [b[key] for b in good]
+        out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+    return out
+
+
+class AVDataset(Dataset):
+    """Entries -> dicts of ``frame`` (3, S, S), ``spec`` (1, F, T), ``id`` and ``index``."""
+
+    def __init__(
+        self,
+        entries: list[Entry],
+        audio: AudioConfig,
+        image: ImageConfig | None = None,
+        train: bool = False,
+    ) -> None:
+        if not entries:
+            raise DatasetError("the dataset holds no usable samples (see the warnings above)")
+        self.entries = entries
+        self.audio = audio
+        self.image = image or ImageConfig()
+        self.train = train
+        self.transform = train_transform(self.image) if train else test_transform(self.image)
+        self._warned_rates: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def spectrogram(self, path: Path) -> torch.Tensor:
+        wave, rate = load_audio(path)
+        if rate != self.audio.sample_rate and rate not in self._warned_rates:
+            self._warned_rates.add(rate)
+            log.info(
+                "audio at %d Hz is resampled to the model's %d Hz (first: %s)",
+                rate,
+                self.audio.sample_rate,
+                path,
+            )
+        spec = clip_spectrogram(wave, rate, self.audio)
+        return spec_augment(spec) if self.train else spec
+
+    def load(self, entry: Entry) -> dict[str, Any]:
+        if entry.video is not None:
+            frame, wave, rate = video_clip(entry.video, self.audio.window_s)
+            image = Image.fromarray(frame)
+            spec = clip_spectrogram(wave, rate, self.audio)
+            spec = spec_augment(spec) if self.train else spec
+        else:
+            image = load_image(entry.image)
+            spec = self.spectrogram(entry.audio)
+        return {
+            "frame": self.transform(image),
+            "spec": spec,
+            "id": entry.id,
+            "size": (image.height, image.width),
+        }
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        entry = self.entries[index]
+        try:
+            sample = self.load(entry)
+        except (OSError, ValueError, MediaError, RuntimeError) as exc:
+            log.warning("skipping %s: %s", entry.id, exc)
+            return None
+        sample["index"] = index
+        return sample
+
+
+def ground_truth(entry: Entry, kind: str, size: int = 224) -> np.ndarray:
+    """The entry's ground-truth map on the evaluation grid."""
+    if kind == "flickr":
+        return flickr_gt_map(entry.boxes, size)
+    return vggss_gt_map(entry.boxes, size)
+
+
+def _only(root: Path, pattern: str) -> Path | None:
+    found = sorted(root.glob(pattern))
+    return found[0] if len(found) == 1 else None
+
+
+def detect_kind(root: Path) -> str:
+    if (root / "Annotations").is_dir() or any(root.glob("*.xml")):
+        return "flickr"
+    if (root / "duet.json").is_file():
+        return "duet"
+    if (root / "frames").is_dir():
+        return "vggss"
+    if root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES:
+        return "video"
+    raise DatasetError(
+        f"cannot tell what test set {root} is: expected Annotations/ (flickr), duet.json (duet) "
+        "or frames/ + audio/ with an annotations json (vggss); pass --testset"
+    )
+
+
+@dataclass
+class TestSet:
+    __test__ = False  # not a pytest test class
+    kind: str
+    root: Path
+    entries: list[Entry]
+    silent: list[Entry] = field(default_factory=list)  # non-sounding pairs, when given
+
+
+def open_testset(
+    root: str | Path,
+    kind: str = "auto",
+    annotations: str | Path | None = None,
+    ids: str | Path | None = None,
+    pairs: str | Path | None = None,
+) -> TestSet:
+    """Index a test set; ``auto`` tells the layout from the folder and finds its json / csv."""
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"test set {root} does not exist")
+    if kind not in TESTSET_KINDS:
+        raise DatasetError(f"unknown test set kind {kind!r}; choose one of {TESTSET_KINDS}")
+    kind = detect_kind(root) if kind == "auto" else kind
+    id_list = read_ids(ids) if ids else None
+    if kind == "flickr":
+        if id_list is None and (root / "test.csv").is_file():
+            id_list = read_ids(root / "test.csv")
+        entries = flickr_entries(root, id_list)
+    elif kind == "duet":
+        entries = duet_entries(root, annotations)
+    elif kind == "video":
+        entries = video_entries([root])
+    else:
+        annotations = annotations or _only(root, "*.json")
+        if annotations is None:
+            raise DatasetError(f"{root}: pass --annotations (a vggss.json-style file)")
+        if id_list is None and _only(root, "*test.csv"):
+            id_list = read_ids(_only(root, "*test.csv"))
+        entries = vggss_entries(root, annotations, id_list)
+    if not entries:
+        raise DatasetError(f"test set {root} holds no usable samples")
+    pairs = pairs or _only(root, "*plus_silent.csv")
+    silent = []
+    if pairs and kind in ("vggss", "flickr"):
+        layout = FlickrLayout(root) if kind == "flickr" else FramesAudioLayout(root)
+        silent = silent_pair_entries(layout, pairs)
+    return TestSet(kind, root, entries, silent)

@@ -1,0 +1,302 @@
+"""The evaluation protocol of spec §5 over a test set: AV, Obj and AV+Obj maps, both upsamplings,
+multi-source (duet) and silent-pair figures, per-sample cIoU, success curve and overlays."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from fnac.config import AudioConfig, ImageConfig
+from fnac.heatmap import UPSAMPLE_MODES, heatmap, min_max
+from fnac.metrics import (
+    SUCCESS_THRESHOLDS,
+    average_precision,
+    ciou,
+    max_f1,
+    multi_source_ciou,
+    sounding_confidence,
+    success_curve,
+    summarize,
+    vggss_gt_map,
+)
+from fnac.model import FNAC, resnet_trunk
+from train.datasets import AVDataset, Entry, TestSet, collate_skipping, ground_truth
+
+log = logging.getLogger(__name__)
+EVAL_SIZE = 224  # the ground-truth grid of every published test set
+
+
+def _loader(
+    entries: list[Entry], audio: AudioConfig, image: ImageConfig, batch: int, workers: int
+) -> DataLoader:
+    return DataLoader(
+        AVDataset(entries, audio, image),
+        batch_size=batch,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_skipping,
+    )
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def raw_maps(
+    model: FNAC,
+    entries: list[Entry],
+    audio: AudioConfig,
+    image: ImageConfig,
+    batch: int = 16,
+    workers: int = 0,
+) -> tuple[list[int], torch.Tensor, torch.Tensor, int]:
+    """-> (entry indices that loaded, raw maps (N, h, w), frames (N, 3, S, S), skipped count)."""
+    model.eval()
+    device = _device(model)
+    indices, maps, frames, skipped = [], [], [], 0
+    for b in _loader(entries, audio, image, batch, workers):
+        skipped += b["skipped"]
+        if "frame" not in b:
+            continue
+        v = model.encode_image(b["frame"].to(device))
+        a = model.encode_audio(b["spec"].to(device))
+        maps.append(model.localize(v, a).float().cpu())
+        frames.append(b["frame"])
+        indices += list(b["index"])
+    if not maps:
+        return [], torch.empty(0), torch.empty(0), skipped
+    return indices, torch.cat(maps), torch.cat(frames), skipped
+
+
+@torch.no_grad()
+def object_maps(obj_model: torch.nn.Module, frames: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """ImageNet ResNet-18 saliency: mean |feature| over channels, bilinear (align_corners) to
+    224, min-max normalised. (N, 3, S, S) -> (N, 224, 224)."""
+    device = _device(obj_model)
+    out = []
+    for i in range(0, len(frames), batch):
+        feat = resnet_trunk(obj_model, frames[i : i + batch].to(device))  # (B, 512, h, w)
+        sal = feat.abs().mean(dim=1, keepdim=True)
+        up = F.interpolate(sal, size=(EVAL_SIZE, EVAL_SIZE), mode="bilinear", align_corners=True)
+        out.append(min_max(up.squeeze(1)).float().cpu())
+    return torch.cat(out)
+
+
+def evaluate_av(
+    model: FNAC, testset: TestSet, audio: AudioConfig, image: ImageConfig
+) -> dict[str, float]:
+    """Headline figures (AV map, bicubic): ``ciou@0.5``, ``ciou@0.3``, ``auc``, ``mean_ciou``."""
+    indices, maps, _, _ = raw_maps(model, testset.entries, audio, image)
+    if not indices:
+        raise ValueError(f"no sample of {testset.root} could be loaded")
+    heat = heatmap(maps, (EVAL_SIZE, EVAL_SIZE)).numpy()
+    cious = [
+        ciou(h, ground_truth(testset.entries[i], testset.kind))
+        for i, h in zip(indices, heat, strict=True)
+    ]
+    return summarize(cious)
+
+
+def evaluate(
+    model: FNAC,
+    testset: TestSet,
+    audio: AudioConfig,
+    image: ImageConfig,
+    alpha: float = 0.4,
+    obj_model: torch.nn.Module | None = None,
+    overlays: str | Path | None = None,
+    batch: int = 16,
+    workers: int = 0,
+) -> dict[str, Any]:
+    """The full protocol on one test set; returns a JSON-ready report."""
+    if testset.kind == "duet":
+        return evaluate_duet(model, testset, audio, image, batch, workers)
+    indices, maps, frames, skipped = raw_maps(model, testset.entries, audio, image, batch, workers)
+    if not indices:
+        raise ValueError(f"no sample of {testset.root} could be loaded")
+    gts = [ground_truth(testset.entries[i], testset.kind, EVAL_SIZE) for i in indices]
+    obj = object_maps(obj_model, frames).numpy() if obj_model is not None else None
+    report: dict[str, Any] = {
+        "testset": testset.kind,
+        "root": str(testset.root),
+        "samples": len(indices),
+        "skipped": skipped,
+        "alpha": alpha,
+        "results": {},
+        "per_sample": [],
+    }
+    per_sample = [{"id": testset.entries[i].id} for i in indices]
+    for mode in UPSAMPLE_MODES:
+        av = heatmap(maps, (EVAL_SIZE, EVAL_SIZE), mode).numpy()
+        variants = {"av": av}
+        if obj is not None:
+            variants["obj"] = obj
+            variants["av+obj"] = min_max(torch.from_numpy(alpha * av + (1 - alpha) * obj)).numpy()
+        report["results"][mode] = {}
+        for name, heat in variants.items():
+            cious = [ciou(h, g) for h, g in zip(heat, gts, strict=True)]
+            report["results"][mode][name] = summarize(cious)
+            report["results"][mode][name]["curve"] = success_curve(cious).tolist()
+            for rec, value in zip(per_sample, cious, strict=True):
+                rec[f"{mode}/{name}"] = value
+    report["per_sample"] = per_sample
+    if obj is None:
+        report["note"] = "Obj and AV+Obj need ImageNet ResNet-18 weights (--imagenet-weights)"
+    if testset.silent:
+        report["silent"] = evaluate_silent(model, testset, maps, audio, image, batch, workers)
+    if overlays:
+        write_overlays(
+            Path(overlays),
+            testset,
+            indices,
+            frames,
+            heatmap(maps, (EVAL_SIZE, EVAL_SIZE)).numpy(),
+            image,
+        )
+    return report
+
+
+def evaluate_silent(
+    model: FNAC,
+    testset: TestSet,
+    sounding_maps: torch.Tensor,
+    audio: AudioConfig,
+    image: ImageConfig,
+    batch: int,
+    workers: int,
+) -> dict[str, Any]:
+    """Sounding vs non-sounding pairs (SLAVC protocol): AP and max-F1 of the map confidence."""
+    _, silent_maps, _, skipped = raw_maps(model, testset.silent, audio, image, batch, workers)
+    scores = [sounding_confidence(m) for m in sounding_maps.numpy()]
+    scores += [sounding_confidence(m) for m in silent_maps.numpy()]
+    labels = [True] * len(sounding_maps) + [False] * len(silent_maps)
+    if not len(silent_maps):
+        return {"error": "no silent pair could be loaded", "skipped": skipped}
+    return {
+        "sounding": len(sounding_maps),
+        "non_sounding": len(silent_maps),
+        "skipped": skipped,
+        "ap": average_precision(scores, labels),
+        "max_f1": max_f1(scores, labels),
+    }
+
+
+@torch.no_grad()
+def evaluate_duet(
+    model: FNAC, testset: TestSet, audio: AudioConfig, image: ImageConfig, batch: int, workers: int
+) -> dict[str, Any]:
+    """Two sounding objects per image: one map per source's audio (DSOL protocol)."""
+    n_sources = len(testset.entries[0].sources)
+    per_source = []
+    for k in range(n_sources):
+        entries = [
+            Entry(e.id, e.image, e.sources[k]["audio"], boxes=e.sources[k]["boxes"])
+            for e in testset.entries
+        ]
+        indices, maps, _, _ = raw_maps(model, entries, audio, image, batch, workers)
+        heat = heatmap(maps, (EVAL_SIZE, EVAL_SIZE)).numpy()
+        per_source.append(dict(zip(indices, heat, strict=True)))
+    scores, ids = [], []
+    for i, entry in enumerate(testset.entries):
+        if not all(i in maps for maps in per_source):
+            continue
+        gts = [vggss_gt_map(src["boxes"], EVAL_SIZE) for src in entry.sources]
+        scores.append(multi_source_ciou([maps[i] for maps in per_source], gts))
+        ids.append(entry.id)
+    if not scores:
+        raise ValueError(f"no duet sample of {testset.root} could be loaded")
+    summary = summarize(scores)
+    return {
+        "testset": "duet",
+        "root": str(testset.root),
+        "samples": len(scores),
+        "skipped": len(testset.entries) - len(scores),
+        "multi_source": {
+            "ciou@0.3": summary["ciou@0.3"],
+            "auc": summary["auc"],
+            "mean_ciou": summary["mean_ciou"],
+        },
+        "per_sample": [{"id": i, "multi_source_ciou": s} for i, s in zip(ids, scores, strict=True)],
+    }
+
+
+def _denormalize(frame: torch.Tensor, image: ImageConfig) -> np.ndarray:
+    mean = torch.tensor(image.mean).view(3, 1, 1)
+    std = torch.tensor(image.std).view(3, 1, 1)
+    rgb = (frame.float() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def _pixel_boxes(entry: Entry, kind: str, size: int) -> list[tuple[int, int, int, int]]:
+    if kind == "flickr":
+        return [tuple(int(size * int(v) / 256) for v in b) for b in entry.boxes]
+    return [
+        tuple((np.clip(np.asarray(b, dtype=float), 0, 1) * size).astype(int)) for b in entry.boxes
+    ]
+
+
+def write_overlays(
+    folder: Path,
+    testset: TestSet,
+    indices: list[int],
+    frames: torch.Tensor,
+    heat: np.ndarray,
+    image: ImageConfig,
+) -> None:
+    """One PNG per sample: the heatmap over the frame, ground-truth boxes in white."""
+    from PIL import Image
+
+    from fnac.overlay import blend, draw_box
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for idx, frame, h in zip(indices, frames, heat, strict=True):
+        rgb = np.asarray(Image.fromarray(_denormalize(frame, image)).resize((EVAL_SIZE, EVAL_SIZE)))
+        out = blend(rgb, h, 0.5)
+        for box in _pixel_boxes(testset.entries[idx], testset.kind, EVAL_SIZE):
+            out = draw_box(out, box)
+        Image.fromarray(out).save(folder / f"{testset.entries[idx].id}.png")
+
+
+def plot_success_curves(report: dict[str, Any], path: str | Path) -> Path:
+    """cIoU threshold vs fraction of samples, one line per variant, AUC in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    for mode, variants in report["results"].items():
+        for name, res in variants.items():
+            style = "-" if mode == "bicubic" else "--"
+            ax.plot(
+                SUCCESS_THRESHOLDS,
+                res["curve"],
+                style,
+                label=f"{name.upper()} {mode} (AUC {res['auc']:.3f})",
+            )
+    ax.set_xlabel("cIoU threshold")
+    ax.set_ylabel("fraction of samples with cIoU >= threshold")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{report['testset']}: {report['samples']} samples")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path

@@ -1,0 +1,119 @@
+"""Decoding media files for offline work: audio tracks, frames and clips of videos (PyAV).
+
+WAV goes through ``fnac.audio.load_wav`` (fast, exact PCM scaling); everything else (mp3, flac,
+m4a, the audio track of mp4 / mkv) through PyAV, decoded to float at the file's native rate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fnac.audio import load_wav, pcm_to_float
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
+
+
+class MediaError(ValueError):
+    """A media file that cannot be decoded; the message names the file and the problem."""
+
+
+def _open(path: Path):
+    import av
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise MediaError(f"{path} cannot be opened as media ({exc})") from exc
+
+
+def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Any audio file or the first audio track of a video -> ((C, N) float32, native rate)."""
+    import av
+
+    path = Path(path)
+    if path.suffix.lower() == ".wav":
+        try:
+            return load_wav(path)
+        except ValueError:
+            pass  # WAV flavours scipy does not read (e.g. A-law): let FFmpeg try
+    container = _open(path)
+    try:
+        if not container.streams.audio:
+            raise MediaError(f"{path} has no audio track")
+        stream = container.streams.audio[0]
+        chunks = []
+        for frame in container.decode(stream):
+            data = frame.to_ndarray()
+            if not frame.format.is_planar:  # interleaved: (1, N * C) -> (C, N)
+                data = data.reshape(-1, len(frame.layout.channels)).T
+            chunks.append(pcm_to_float(data))
+        if not chunks:
+            raise MediaError(f"{path}: the audio track holds no samples")
+        audio = np.concatenate(chunks, axis=1)
+        return np.ascontiguousarray(audio, dtype=np.float32), int(stream.rate)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"{path}: decoding failed ({exc})") from exc
+    finally:
+        container.close()
+
+
+def video_frame(path: str | Path, time_s: float | None = None) -> tuple[np.ndarray, float]:
+    """The frame shown at ``time_s`` (default: the middle) -> ((H, W, 3) uint8 RGB, its time)."""
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaError(f"{path} has no video track")
+        stream = container.streams.video[0]
+        duration = _duration(container, stream)
+        target = duration / 2 if time_s is None else float(time_s)
+        container.seek(
+            max(int((target - 1.0) / stream.time_base), 0),
+            stream=stream,
+            backward=True,
+            any_frame=False,
+        )
+        chosen = None
+        for frame in container.decode(stream):
+            if frame.time is None:
+                continue
+            if chosen is not None and frame.time > target + 1e-6:
+                break
+            chosen = frame
+        if chosen is None:
+            raise MediaError(f"{path}: no video frame could be decoded")
+        return chosen.to_ndarray(format="rgb24"), float(chosen.time)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"{path}: decoding failed ({exc})") from exc
+    finally:
+        container.close()
+
+
+def _duration(container, stream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    raise MediaError(f"{container.name}: unknown duration")
+
+
+def video_clip(
+    path: str | Path, window_s: float = 3.0, time_s: float | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """A frame and the ``window_s`` seconds of audio centred on it.
+
+    -> ((H, W, 3) uint8 RGB, (C, N) float32 audio, native rate). Near the ends the window is
+    shifted to stay inside the track.
+    """
+    frame, t = video_frame(path, time_s)
+    audio, rate = load_audio(path)
+    n = int(window_s * rate)
+    start = int(round((t - window_s / 2) * rate))
+    start = min(max(start, 0), max(audio.shape[1] - n, 0))
+    return frame, audio[:, start : start + n], rate
