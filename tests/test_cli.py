@@ -43,7 +43,7 @@ def files(tmp_path_factory):
 def test_help_lists_the_commands():
     result = fnac("--help")
     assert result.returncode == 0
-    for command in ("localize", "info", "train", "eval"):
+    for command in ("localize", "info", "synth", "train", "eval", "bench-train"):
         assert command in result.stdout
 
 
@@ -154,3 +154,35 @@ def test_train_then_eval(av_root, tmp_path):
     assert set(data["results"]["bicubic"]["av"]) >= {"ciou@0.5", "ciou@0.3", "auc", "mean_ciou"}
     assert len(data["per_sample"]) == 16
     assert report.with_suffix(".png").is_file()
+
+
+def test_synth_then_eval_every_test_set_of_the_world(files, tmp_path):
+    world = tmp_path / "world"
+    result = fnac(
+        "synth",
+        world,
+        "--classes",
+        8,
+        "--train",
+        2,
+        "--test",
+        4,
+        "--duet",
+        2,
+        "--silent",
+        2,
+        "--streams",
+        0,
+        "--image-size",
+        64,
+        "--sample-rate",
+        8000,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "wrote the synthetic world" in result.stdout
+    report = tmp_path / "report.json"
+    result = fnac("eval", "--checkpoint", files / "model.pth", "--data", world, "--json", report)
+    assert result.returncode == 0, result.stderr[-2000:]
+    kinds = [r["testset"] for r in json.loads(report.read_text())["testsets"]]
+    assert kinds == ["vggss", "flickr", "duet"]
+    assert "multi-source cIoU@0.3" in result.stdout and "silent pairs: AP" in result.stdout

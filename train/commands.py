@@ -25,14 +25,18 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"(default {f.default})",
+                help=f"{f.metadata.get('help', '')} (default {f.default})",
             )
             continue
         base = next(
             (t for t in (int, float, str) if t == kind or t in getattr(kind, "__args__", ())), str
         )
         p.add_argument(
-            flag, dest=f.name, type=base, default=argparse.SUPPRESS, help=f"(default {f.default})"
+            flag,
+            dest=f.name,
+            type=base,
+            default=argparse.SUPPRESS,
+            help=f"{f.metadata.get('help', '')} (default {f.default})",
         )
 
 

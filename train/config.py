@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,41 +12,46 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 INITS = ("imagenet", "random")
 
 
+def opt(default: Any, help: str) -> Any:
+    """A config field with its reason, which ``fnac train --help`` shows."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    data: str = ""  # training root (frames/ + audio/) or a folder of videos
-    out: str = "runs/fnac"  # run folder: best.pth, latest.pth, config.json, tb/
-    ids: str | None = None  # id list restricting the training set (flickr_10k.txt, ...)
-    test_data: str | None = None  # evaluated after every epoch when given
-    test_kind: str = "auto"
-    test_annotations: str | None = None
-    test_ids: str | None = None
-    epochs: int = 20  # published: 20-30
-    batch_size: int = 128  # global batch, split across processes (published: 128 / 256)
-    lr: float = 1e-4  # Adam, no schedule (published)
-    weight_decay: float = 1e-4
-    warmup: int = 3  # epochs of contrastive loss alone before the FNAC terms join
-    loss: str = "fnac"  # "contrastive" = the EZ-VSL baseline
-    w_fns_audio: float = 100.0  # published weights of FNS-1, TNS and FNS-2
-    w_tns: float = 100.0
-    w_fns_image: float = 100.0
-    dim: int = 512
-    tau: float = 0.03
-    dropout_img: float = 0.9
-    dropout_aud: float = 0.0
-    image_size: int = 224
-    sample_rate: int | None = None  # None: the rate of the training audio
-    window_s: float = 3.0
-    seed: int = 12345  # published seed
-    workers: int = 2  # DataLoader worker processes per training process
-    amp: str = "auto"  # bf16 on CPUs with native bf16, bf16/fp16 on CUDA; "off" = float32
-    channels_last: bool = True
-    init: str = "imagenet"  # image encoder start: ImageNet weights (published) or random
-    imagenet_weights: str | None = None  # file; default: torch's hub cache
-    device: str = "auto"
-    eval_every: int = 1
-    tensorboard: bool = True
-    progress: bool = True
+    data: str = opt("", "training root (frames/ + audio/) or a folder of videos")
+    out: str = opt("runs/fnac", "run folder: best.pth, latest.pth, config.json, tb/")
+    ids: str | None = opt(None, "id list restricting the training set (flickr_10k.txt, ...)")
+    test_data: str | None = opt(None, "evaluated after every epoch when given")
+    test_kind: str = opt("auto", "auto, vggss, flickr or duet (auto: from the folder)")
+    test_annotations: str | None = opt(None, "vggss.json-style boxes of the test set")
+    test_ids: str | None = opt(None, "id csv of the test set (vggss_test.csv, ...)")
+    epochs: int = opt(20, "published: 20-30")
+    batch_size: int = opt(128, "global batch, split across processes (published: 128 / 256)")
+    lr: float = opt(1e-4, "Adam, no schedule (published)")
+    weight_decay: float = opt(1e-4, "Adam weight decay (published)")
+    warmup: int = opt(3, "epochs of contrastive loss alone before the FNAC terms join")
+    loss: str = opt("fnac", '"contrastive" = the EZ-VSL baseline')
+    w_fns_audio: float = opt(100.0, "weight of FNS-1 (published: 100)")
+    w_tns: float = opt(100.0, "weight of TNS (published: 100)")
+    w_fns_image: float = opt(100.0, "weight of FNS-2 (published: 100)")
+    dim: int = opt(512, "embedding size D (published: 512)")
+    tau: float = opt(0.03, "temperature (published: 0.03)")
+    dropout_img: float = opt(0.9, "dropout on the image map in training (published: 0.9)")
+    dropout_aud: float = opt(0.0, "dropout on the audio feature (published: 0)")
+    image_size: int = opt(224, "frame side; 224 gives the published 7x7 map")
+    sample_rate: int | None = opt(None, "None: the rate of the training audio")
+    window_s: float = opt(3.0, "seconds of audio per frame (published: 3)")
+    seed: int = opt(12345, "published seed")
+    workers: int = opt(2, "DataLoader worker processes per training process")
+    amp: str = opt("auto", 'bf16 on CPUs with native bf16, bf16/fp16 on CUDA; "off" = float32')
+    channels_last: bool = opt(True, "NHWC tensors: faster convolutions on CPU and GPU")
+    init: str = opt("imagenet", "image encoder start: ImageNet weights (published) or random")
+    imagenet_weights: str | None = opt(None, "file; default: torch's hub cache")
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
+    eval_every: int = opt(1, "evaluate every N epochs")
+    tensorboard: bool = opt(True, "write TensorBoard scalars under OUT/tb")
+    progress: bool = opt(True, "progress bar with the loss terms and samples/s")
 
     def validate(self) -> TrainConfig:
         problems = []

@@ -379,14 +379,14 @@ def _only(root: Path, pattern: str) -> Path | None:
 
 
 def detect_kind(root: Path) -> str:
-    if (root / "Annotations").is_dir() or any(root.glob("*.xml")):
-        return "flickr"
-    if (root / "duet.json").is_file():
-        return "duet"
-    if (root / "frames").is_dir():
-        return "vggss"
     if root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES:
         return "video"
+    if (root / "duet.json").is_file():
+        return "duet"
+    if (root / "frames").is_dir() and any(root.glob("*.json")):
+        return "vggss"
+    if (root / "Annotations").is_dir() or any(root.glob("*.xml")):
+        return "flickr"
     raise DatasetError(
         f"cannot tell what test set {root} is: expected Annotations/ (flickr), duet.json (duet) "
         "or frames/ + audio/ with an annotations json (vggss); pass --testset"
