@@ -13,7 +13,13 @@ import logging
 import sys
 
 # Modules that register subcommands, in the order ``fnac --help`` lists them.
-COMMAND_MODULES = ("fnac.commands", "train.synth", "train.commands", "train.throughput")
+COMMAND_MODULES = (
+    "fnac.commands",
+    "train.synth",
+    "train.commands",
+    "train.throughput",
+    "train.demo",
+)
 
 
 class UsageError(Exception):

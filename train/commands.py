@@ -63,9 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True, help="test set root (or a synthetic world root)")
-    p.add_argument(
-        "--testset", default="auto", choices=["auto", "vggss", "flickr", "duet", "video"]
-    )
+    p.add_argument("--testset", default="auto", choices=["auto", "vggss", "flickr", "duet"])
     p.add_argument("--annotations", default=None, help="vggss.json-style boxes")
     p.add_argument("--ids", default=None, help="id csv (vggss_test.csv, flickr_test.csv, ...)")
     p.add_argument("--pairs", default=None, help="silent pairs csv (*_test_plus_silent.csv)")

@@ -1,373 +1,501 @@
-"""``fnac synth OUT``: the synthetic world written in the published on-disk layouts.
+"""``fnac synth``: write the synthetic sounding-objects world in the published dataset layouts.
 
-::
+Layout under OUT (the loaders in ``train.datasets`` read exactly this):
 
-    OUT/world.json                       config, classes (look and sound), counts
-    OUT/train/frames/<id>.png  audio/<id>.wav  train.txt  classes.csv
-    OUT/test/frames/ audio/ test.json (vggss.json style) test.csv Annotations/<id>.xml
-             test_plus_silent.csv        (cross pairs and silent scenes, label non-sounding)
-    OUT/flickr_test/Annotations/<id>.xml Data/<id>/<id>.jpg|wav test.csv
-    OUT/duet_test/frames/ audio/ sources/<id>_<k>.wav duet.json test.csv
-    OUT/streams/stream_<k>.mp4 (H.264 + AAC) and stream_<k>.json (per-frame boxes)
+- ``train/``: ``frames/<id>.png``, ``audio/<id>.wav``, ``train.txt`` (ids), ``classes.csv``
+  (``id,class``);
+- ``test/``: ``frames/``, ``audio/``, ``test.json`` (vggss.json style, normalised boxes),
+  ``test.csv``, ``Annotations/<id>.xml`` (Flickr style, 3 annotators on the 256 grid) and
+  ``test_plus_silent.csv``: non-sounding rows, frames paired with audio of a class that is nowhere
+  in them, and silent scenes (``syn_silent_*``: background noise only, video == audio);
+- ``flickr_test/``: the same test samples as ``Annotations/<id>.xml`` + ``Data/<id>/<id>.jpg|wav``
+  + ``test.csv`` (``id,0``);
+- ``duet_test/``: ``frames/``, ``audio/`` (the mixture), ``sources/<id>_<k>.wav``, ``duet.json``,
+  ``test.csv``;
+- ``streams/stream_<k>.mp4`` (H.264 + AAC) and ``stream_<k>.json`` (per-frame boxes);
+- ``world.json``: the world's config, class identities and the counts.
 
-Every file is a function of the seed and the sample's index (byte-identical on a re-run, mp4
-container bytes aside), whatever order the samples are written in.
+Every sample draws from its own generator seeded by (seed, split, index), so the same SynthConfig
+writes byte-identical PNG / WAV / JPEG / JSON files whatever the order or the number of workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import io
 import json
 import logging
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from scipy.io import wavfile
+from tqdm import tqdm
 
-from train.world import Scene, StreamScript, World, WorldConfig
+from train.synth_world import Scene, StreamScript, World, WorldConfig
 
 log = logging.getLogger(__name__)
-SPLITS = {"train": 1, "test": 2, "duet": 3, "silent": 4, "stream": 5}
-FLICKR_GRID = 256
-ANNOTATORS = 3
+
+SPLIT_CODES = {"train": 1, "test": 2, "duet": 3, "silent": 4, "stream": 5, "pairs": 6}
+# Silent scenes live beside the test set and are listed in its test_plus_silent.csv with
+# video == audio, as the extended VGG-SS list does, so the test set's loader evaluates them.
+SPLIT_DIRS = {"train": "train", "test": "test", "duet": "duet_test", "silent": "test"}
+FLICKR_GRID = 256  # Flickr-SoundNet annotations live on a 256 x 256 grid
+ANNOTATORS = 3  # boxes per Flickr-style annotation, as in Flickr-SoundNet
+ANNOTATOR_JITTER = 2  # grid units each annotator's box may differ from the truth, per side
 
 
 @dataclass(frozen=True)
 class SynthConfig:
-    classes: int = 8
-    train: int = 1000
-    test: int = 200
-    duet: int = 100
-    silent: int = 100  # cross pairs; as many silent scenes again
-    streams: int = 2
-    stream_seconds: float = 20.0
-    stream_fps: int = 30
-    stream_width: int = 640
-    stream_height: int = 480
-    image_size: int = 224
-    sample_rate: int = 16000
-    clip_seconds: float = 4.0
-    seed: int = 0
+    """What ``synthesize`` writes: the world's settings plus the size of every split."""
 
-    def world(self) -> World:
-        return World(
-            WorldConfig(
-                classes=self.classes,
-                image_size=self.image_size,
-                sample_rate=self.sample_rate,
-                clip_seconds=self.clip_seconds,
-                seed=self.seed,
-            )
+    classes: int = 8  # see WorldConfig
+    image_size: int = 224  # see WorldConfig
+    sample_rate: int = 16000  # see WorldConfig
+    clip_seconds: float = 4.0  # see WorldConfig
+    noise_level: float = 0.02  # see WorldConfig
+    seed: int = 0  # fixes the classes and every sample
+    train: int = 1000  # a few thousand make the correspondence learnable in a few epochs
+    test: int = 200  # enough for cIoU@0.5 to within a few points
+    duet: int = 100  # two-source scenes for the multi-source protocol
+    silent: int = 100  # silent pairs and as many fully silent scenes
+    streams: int = 2  # videos for the live pipeline, its tests and the demo
+    stream_seconds: float = 20.0  # several changes of the sounding object per stream
+    stream_fps: int = 30  # a webcam's rate
+    stream_size: tuple[int, int] = (640, 480)  # (width, height), a webcam's size
+    workers: int = 1  # processes writing samples; the files do not depend on it
+
+    def __post_init__(self) -> None:
+        for name in ("train", "test", "duet", "silent", "streams"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must not be negative")
+        width, height = self.stream_size
+        if width < 16 or height < 16 or width % 2 or height % 2:
+            raise ValueError(f"stream size {width}x{height}: use even sizes of at least 16")
+        if self.stream_fps <= 0 or self.stream_seconds <= 0:
+            raise ValueError("--stream-fps and --stream-seconds must be positive")
+        self.world_config()  # validates the world's fields
+
+    def world_config(self) -> WorldConfig:
+        return WorldConfig(
+            self.classes,
+            self.image_size,
+            self.sample_rate,
+            self.clip_seconds,
+            self.noise_level,
+            self.seed,
         )
 
 
-def _rng(config: SynthConfig, split: str, index: int) -> np.random.Generator:
-    return np.random.default_rng([config.seed, SPLITS[split], index])
+def sample_id(split: str, index: int) -> str:
+    return f"syn_{split}_{index:06d}"
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).save(path, optimize=False)
+@functools.lru_cache(maxsize=4)
+def world_for(config: WorldConfig) -> World:
+    return World(config)
 
 
-def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
-    from scipy.io import wavfile
+def sample_scene(world: World, config: SynthConfig, split: str, index: int) -> Scene:
+    """The scene ``synthesize`` writes as sample ``index`` of ``split``: train and test scenes
+    cycle through the classes, duets have two sounding objects, silent scenes none."""
+    rng = np.random.default_rng([config.seed, SPLIT_CODES[split], index])
+    if split in ("train", "test"):
+        return world.scene(rng, 1, classes=[index % world.config.classes])
+    if split == "duet":
+        return world.scene(rng, 2)
+    if split == "silent":
+        return world.scene(rng, 0)
+    raise ValueError(f"unknown split {split!r}; choose one of {sorted(SPLIT_DIRS)}")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wavfile.write(path, rate, (np.clip(audio, -1, 1) * 32767).round().astype(np.int16))
+
+def stream_script(world: World, config: SynthConfig, index: int) -> StreamScript:
+    """The script ``synthesize`` writes as ``streams/stream_<index>.mp4``."""
+    rng = np.random.default_rng([config.seed, SPLIT_CODES["stream"], index])
+    return world.stream(rng, config.stream_seconds, config.stream_fps, config.stream_size)
 
 
-def _normalized(box, size: int) -> list[float]:
-    return [round(v / size, 6) for v in box]
+def normalised_box(box: Iterable[int], width: int, height: int) -> list[float]:
+    """Pixel box -> [0, 1] coordinates that truncate back to the same pixels on the image grid."""
+    out = []
+    for v, size in zip(box, (width, height, width, height), strict=True):
+        f = v / size
+        if int(f * size) < v:  # floating point landed just below: step up one ulp
+            f = float(np.nextafter(f, 2.0))
+        out.append(f)
+    return out
 
 
-def flickr_xml(box, size: int, rng: np.random.Generator) -> str:
-    """Three annotators' boxes on the 256 grid, each the true box jittered by a few units."""
-    items = []
+def annotator_boxes(box: Iterable[int], image_size: int, rng: np.random.Generator) -> list[list]:
+    """The true box on the 256 grid, as ANNOTATORS annotators would draw it (a little off)."""
+    grid = [int(round(v * FLICKR_GRID / image_size)) for v in box]
+    out = []
     for _ in range(ANNOTATORS):
-        jitter = rng.integers(-3, 4, 4)
-        x0, y0, x1, y1 = (
-            int(np.clip(round(v * FLICKR_GRID / size) + j, 0, FLICKR_GRID))
-            for v, j in zip(box, jitter, strict=True)
+        x0, y0, x1, y1 = np.clip(
+            np.add(grid, rng.integers(-ANNOTATOR_JITTER, ANNOTATOR_JITTER + 1, 4)), 0, FLICKR_GRID
+        ).tolist()
+        out.append(
+            [min(x0, FLICKR_GRID - 1), min(y0, FLICKR_GRID - 1), max(x1, x0 + 1), max(y1, y0 + 1)]
         )
-        items.append(
-            f"  <object>\n    <bbox>\n      <name>sounding</name>\n"
-            f"      <xmin>{x0}</xmin>\n      <ymin>{y0}</ymin>\n"
-            f"      <xmax>{x1}</xmax>\n      <ymax>{y1}</ymax>\n    </bbox>\n  </object>\n"
-        )
-    return "<annotation>\n" + "".join(items) + "</annotation>\n"
+    return out
 
 
-def _progress(total: int, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="sample", leave=False, dynamic_ncols=True)
-
-
-def write_train(out: Path, config: SynthConfig, world: World) -> None:
-    root = out / "train"
-    rows = []
-    with _progress(config.train, "train") as bar:
-        for i in range(config.train):
-            scene = world.scene(_rng(config, "train", i))
-            sid = f"syn_train_{i:06d}"
-            _write_png(root / "frames" / f"{sid}.png", scene.image)
-            _write_wav(root / "audio" / f"{sid}.wav", scene.audio, config.sample_rate)
-            rows.append((sid, world.classes[scene.sounding[0].class_id].name))
-            bar.update()
-    (root / "train.txt").write_text("".join(f"{sid}\n" for sid, _ in rows))
-    with (root / "classes.csv").open("w", newline="") as fh:
-        csv.writer(fh, lineterminator="\n").writerows([("id", "class"), *rows])
+def flickr_xml(sample: str, boxes: list[list[int]]) -> bytes:
+    """Flickr-SoundNet style annotation: one ``object`` per annotator, each holding a ``bbox`` of
+    5 children (a name, then xmin, ymin, xmax, ymax on the 256 grid)."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "filename").text = f"{sample}.jpg"
+    for box in boxes:
+        bbox = ET.SubElement(ET.SubElement(root, "object"), "bbox")
+        ET.SubElement(bbox, "name").text = "sounding"
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
+            ET.SubElement(bbox, tag).text = str(int(value))
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def write_test(out: Path, config: SynthConfig, world: World) -> None:
-    root, flickr = out / "test", out / "flickr_test"
-    size = config.image_size
-    annotations, scenes = [], []
-    with _progress(config.test, "test") as bar:
-        for i in range(config.test):
-            rng = _rng(config, "test", i)
-            scene = world.scene(rng)
-            sid = f"syn_test_{i:06d}"
-            box = scene.sounding[0].box
-            _write_png(root / "frames" / f"{sid}.png", scene.image)
-            _write_wav(root / "audio" / f"{sid}.wav", scene.audio, config.sample_rate)
-            xml = flickr_xml(box, size, rng)
-            for folder in (root / "Annotations", flickr / "Annotations"):
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / f"{sid}.xml").write_text(xml)
-            data = flickr / "Data" / sid
-            data.mkdir(parents=True, exist_ok=True)
-            from PIL import Image
-
-            Image.fromarray(scene.image).save(data / f"{sid}.jpg", quality=95)
-            _write_wav(data / f"{sid}.wav", scene.audio, config.sample_rate)
-            annotations.append(
-                {
-                    "file": sid,
-                    "class": world.classes[scene.sounding[0].class_id].name,
-                    "bbox": [_normalized(box, size)],
-                }
-            )
-            scenes.append((sid, scene))
-            bar.update()
-    (root / "test.json").write_text(json.dumps(annotations, indent=1) + "\n")
-    (root / "test.csv").write_text("".join(f"{a['file']}\n" for a in annotations))
-    (flickr / "test.csv").write_text("".join(f"{a['file']},0\n" for a in annotations))
-    write_silent(root, config, world, scenes)
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    """16-bit PCM mono."""
+    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+    wavfile.write(path, rate, pcm)
 
 
-def _visible_classes(scene: Scene) -> set[int]:
-    return {o.class_id for o in scene.objects}
+def _write_sample(task: tuple[str, SynthConfig, str, int]) -> dict[str, Any]:
+    """Render and write one sample; returns its record (id, classes, boxes, visible classes)."""
+    out, config, split, index = task
+    world = world_for(config.world_config())
+    scene = sample_scene(world, config, split, index)
+    sid, root, rate = sample_id(split, index), Path(out), config.sample_rate
+    folder = root / SPLIT_DIRS[split]
+    Image.fromarray(scene.image).save(folder / "frames" / f"{sid}.png", compress_level=1)
+    write_wav(folder / "audio" / f"{sid}.wav", scene.audio, rate)
+    sounding = scene.sounding
+    record = {
+        "id": sid,
+        "classes": [o.class_id for o in sounding],
+        "boxes": [list(o.box) for o in sounding],
+        "visible": sorted({o.class_id for o in scene.objects}),
+    }
+    if split == "duet":
+        for k, source in enumerate(scene.sources):
+            write_wav(folder / "sources" / f"{sid}_{k}.wav", source, rate)
+    if split == "test":
+        rng = np.random.default_rng([config.seed, SPLIT_CODES[split], index, 1])
+        xml = flickr_xml(sid, annotator_boxes(sounding[0].box, config.image_size, rng))
+        (folder / "Annotations" / f"{sid}.xml").write_bytes(xml)
+        flickr = root / "flickr_test"
+        (flickr / "Annotations" / f"{sid}.xml").write_bytes(xml)
+        data = flickr / "Data" / sid
+        data.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(scene.image).save(data / f"{sid}.jpg", quality=95)
+        shutil.copyfile(folder / "audio" / f"{sid}.wav", data / f"{sid}.wav")
+    return record
 
 
-def write_silent(
-    root: Path, config: SynthConfig, world: World, scenes: list[tuple[str, Scene]]
-) -> None:
-    """Non-sounding rows: a frame with another clip whose sounding class it does not show, and
-    silent scenes (nothing in the picture sounds: noise, or a sound from off screen)."""
-    rows = [("video", "audio", "label")]
-    rng = _rng(config, "silent", 0)
-    for _ in range(config.silent if len(scenes) > 1 else 0):
-        for _attempt in range(50):
-            a, b = rng.choice(len(scenes), 2, replace=False)
-            sounding = scenes[b][1].sounding[0].class_id
-            if sounding not in _visible_classes(scenes[a][1]):
-                rows.append((scenes[a][0], scenes[b][0], "non-sounding"))
+def _run(
+    tasks: list, fn: Callable[[Any], Any], workers: int, desc: str, progress: bool
+) -> list[Any]:
+    bar = tqdm(total=len(tasks), desc=desc, unit="clip", disable=not progress or not tasks)
+    results = []
+    with bar:
+        if workers > 1 and len(tasks) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                for r in pool.map(fn, tasks, chunksize=8):
+                    results.append(r)
+                    bar.update()
+        else:
+            for task in tasks:
+                results.append(fn(task))
+                bar.update()
+    return results
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    path.write_text("".join(f"{line}\n" for line in lines))
+
+
+def _write_json_list(path: Path, items: list[Any]) -> None:
+    """A JSON list, one item per line (compact like vggss.json, still diffable)."""
+    path.write_text("[\n" + ",\n".join(json.dumps(item) for item in items) + "\n]\n")
+
+
+def _write_csv(path: Path, rows: Iterable[Iterable[Any]]) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    path.write_text(buffer.getvalue())
+
+
+def silent_pairs(records: list[dict], count: int, seed: int) -> list[tuple[str, str]]:
+    """``count`` (frame id, audio id) pairs whose audio's sounding class is nowhere in the frame.
+
+    Frames are taken in turn; each gets the audio of a random test clip that qualifies.
+    """
+    rng = np.random.default_rng([seed, SPLIT_CODES["pairs"]])
+    rows: list[tuple[str, str]] = []
+    n = len(records)
+    for r in range(count if n > 1 else 0):
+        for attempt in range(n):
+            frame = records[(r + attempt) % n]
+            fits = [a for a in records if a["classes"][0] not in frame["visible"]]
+            if fits:
+                rows.append((frame["id"], fits[int(rng.integers(len(fits)))]["id"]))
                 break
-    if len(rows) - 1 < config.silent:
+        else:
+            break
+    if len(rows) < count:
         log.warning(
-            "only %d of %d silent pairs found: with %d classes most frames show the "
-            "other clips' sounding class",
-            len(rows) - 1,
-            config.silent,
-            config.classes,
+            "only %d of %d silent pairs could be made (too few test clips or classes)",
+            len(rows),
+            count,
         )
-    for i in range(config.silent):
-        rng = _rng(config, "silent", i + 1)
-        offscreen = int(rng.integers(config.classes)) if rng.random() < 0.5 else None
-        scene = world.scene(
-            rng, n_sounding=0, n_silent=int(rng.integers(1, 4)), offscreen=offscreen
-        )
-        sid = f"syn_silent_{i:06d}"
-        _write_png(root / "frames" / f"{sid}.png", scene.image)
-        _write_wav(root / "audio" / f"{sid}.wav", scene.audio, config.sample_rate)
-        rows.append((sid, sid, "non-sounding"))
-    with (root / "test_plus_silent.csv").open("w", newline="") as fh:
-        csv.writer(fh, lineterminator="\n").writerows(rows)
+    return rows
 
 
-def write_duet(out: Path, config: SynthConfig, world: World) -> None:
-    root = out / "duet_test"
-    table = []
-    with _progress(config.duet, "duet") as bar:
-        for i in range(config.duet):
-            scene = world.scene(_rng(config, "duet", i), n_sounding=2)
-            sid = f"syn_duet_{i:06d}"
-            _write_png(root / "frames" / f"{sid}.png", scene.image)
-            _write_wav(root / "audio" / f"{sid}.wav", scene.audio, config.sample_rate)
-            for k, source in enumerate(scene.sources):
-                _write_wav(root / "sources" / f"{sid}_{k}.wav", source, config.sample_rate)
-            table.append(
-                {
-                    "file": sid,
-                    "sources": [
-                        {
-                            "class": world.classes[o.class_id].name,
-                            "bbox": [_normalized(o.box, config.image_size)],
-                        }
-                        for o in scene.sounding
-                    ],
-                }
-            )
-            bar.update()
-    if table:
-        (root / "duet.json").write_text(json.dumps(table, indent=1) + "\n")
-        (root / "test.csv").write_text("".join(f"{t['file']}\n" for t in table))
-
-
-def write_stream(path: Path, script: StreamScript) -> dict[str, Any]:
-    """The script as an mp4 (H.264 video, AAC audio) plus per-frame ground truth beside it."""
+def _codec(candidates: tuple[str, ...]) -> str:
     import av
 
-    n_frames = int(round(script.seconds * script.fps))
-    rate = script.sample_rate
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames_gt = []
+    for name in candidates:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except (av.codec.codec.UnknownCodecError, ValueError):
+            continue
+    raise RuntimeError(f"PyAV's FFmpeg has none of the encoders {candidates}")
+
+
+def write_stream(
+    path: Path, script: StreamScript, names: list[str], progress: bool = False
+) -> dict[str, Any]:
+    """Encode a finite stream script as mp4 (H.264, else MPEG-4 part 2; AAC, else MP3) and its
+    per-frame ground truth as ``path.with_suffix('.json')``."""
+    import av
+
+    if script.n_frames is None:
+        raise ValueError("an endless stream cannot be written to a file; give it a length")
+    video_codec = _codec(("libx264", "h264", "mpeg4"))
+    audio_codec = _codec(("aac", "libmp3lame", "mp3"))
+    rate, fps = script.sample_rate, script.fps
+    frames = []
     with av.open(str(path), "w") as container:
-        video = container.add_stream(
-            "libx264" if "libx264" in av.codecs_available else "mpeg4", rate=int(script.fps)
-        )
+        video = container.add_stream(video_codec, rate=int(fps))
         video.width, video.height, video.pix_fmt = script.width, script.height, "yuv420p"
-        video.options = {"crf": "20", "preset": "veryfast"} if video.name == "libx264" else {}
-        audio = container.add_stream("aac", rate=rate)
-        audio.layout = "mono"
-        block = 1024
-        n_samples = int(round(script.seconds * rate))
-        next_sample = 0
-        for i in range(n_frames):
-            image, objects = script.frame(i)
-            frames_gt.append(
+        if video_codec != "mpeg4":
+            video.options = {"crf": "18", "preset": "veryfast"}
+        else:
+            video.bit_rate = 4_000_000
+        audio = container.add_stream(audio_codec, rate=rate, layout="mono")
+        position = 0
+        bar = tqdm(range(script.n_frames), desc=path.name, unit="frame", disable=not progress)
+        for i in bar:
+            image, objects = script.render(i)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+            frames.append(
                 {
                     "index": i,
-                    "t": round(i / script.fps, 6),
+                    "t": i / fps,
                     "objects": [
-                        {
-                            "class": script.world.classes[o.class_id].name,
-                            "box": list(o.box),
-                            "sounding": o.sounding,
-                        }
+                        {"class": names[o.class_id], "box": list(o.box), "sounding": o.sounding}
                         for o in objects
                     ],
                 }
             )
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-            upto = min(n_samples, int(round((i + 1) / script.fps * rate)))
-            while next_sample + block <= upto or (i == n_frames - 1 and next_sample < upto):
-                chunk = script.audio(next_sample, min(next_sample + block, upto))
-                frame = av.AudioFrame.from_ndarray(chunk[None], format="flt", layout="mono")
-                frame.sample_rate, frame.pts = rate, next_sample
-                for packet in audio.encode(frame):
-                    container.mux(packet)
-                next_sample += chunk.size
-        for stream in (video, audio):
-            for packet in stream.encode():
-                container.mux(packet)
-    gt = {
-        "fps": script.fps,
-        "width": script.width,
-        "height": script.height,
-        "sample_rate": rate,
-        "seconds": script.seconds,
-        "frames": frames_gt,
+            target = min(int(round((i + 1) * rate / fps)), script.n_samples)
+            if i == script.n_frames - 1:
+                target = script.n_samples
+            while position < target:
+                n = min(1024, target - position)
+                chunk = script.audio(position, position + n)
+                aframe = av.AudioFrame.from_ndarray(chunk[None], format="flt", layout="mono")
+                aframe.sample_rate, aframe.pts = rate, position
+                container.mux(audio.encode(aframe))
+                position += n
+        container.mux(video.encode())
+        container.mux(audio.encode())
+    meta = {"fps": fps, "width": script.width, "height": script.height, "sample_rate": rate}
+    meta.update({k: v for k, v in script.describe().items() if k not in meta})
+    meta["frames"] = frames
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    return {
+        "path": str(path),
+        "frames": script.n_frames,
+        "video": video_codec,
+        "audio": audio_codec,
     }
-    path.with_suffix(".json").write_text(json.dumps(gt) + "\n")
-    return gt
 
 
-def synthesize(out_dir: str | Path, config: SynthConfig) -> dict[str, Any]:
-    """Write the whole world under ``out_dir``; returns the counts written."""
+def synthesize(
+    out_dir: str | Path, config: SynthConfig | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Write the whole world under ``out_dir`` (see the module docstring); returns a summary of
+    paths and counts."""
+    config = config or SynthConfig()
+    started = time.perf_counter()
     out = Path(out_dir)
-    if config.classes < 2:
-        raise ValueError("--classes must be at least 2")
-    if config.image_size < 32 or config.sample_rate < 4000 or config.clip_seconds <= 0:
-        raise ValueError("--image-size must be >= 32, --sample-rate >= 4000, --clip-seconds > 0")
-    out.mkdir(parents=True, exist_ok=True)
-    world = config.world()
-    write_train(out, config, world)
-    write_test(out, config, world)
-    write_duet(out, config, world)
-    for k in range(config.streams):
-        script = StreamScript(
-            world,
-            seed=config.seed * 1000 + k,
-            width=config.stream_width,
-            height=config.stream_height,
-            fps=config.stream_fps,
-            seconds=config.stream_seconds,
+    world = world_for(config.world_config())
+    names = world.class_names
+    dirs = {split: out / d for split, d in SPLIT_DIRS.items()}
+    for split, folder in dirs.items():
+        if getattr(config, split) > 0:
+            for sub in ("frames", "audio"):
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+    if config.test:
+        (dirs["test"] / "Annotations").mkdir(exist_ok=True)
+        (out / "flickr_test" / "Annotations").mkdir(parents=True, exist_ok=True)
+    if config.duet:
+        (dirs["duet"] / "sources").mkdir(exist_ok=True)
+
+    records = {}
+    for split in SPLIT_DIRS:
+        tasks = [(str(out), config, split, i) for i in range(getattr(config, split))]
+        records[split] = _run(tasks, _write_sample, config.workers, split, progress)
+
+    if config.train:
+        _write_lines(dirs["train"] / "train.txt", (r["id"] for r in records["train"]))
+        _write_csv(
+            dirs["train"] / "classes.csv",
+            [("id", "class")] + [(r["id"], names[r["classes"][0]]) for r in records["train"]],
         )
-        write_stream(out / "streams" / f"stream_{k}.mp4", script)
+    pairs: list[tuple[str, str]] = []
+    if config.test:
+        test, size = records["test"], config.image_size
+        table = [
+            {
+                "file": r["id"],
+                "class": names[r["classes"][0]],
+                "bbox": [normalised_box(b, size, size) for b in r["boxes"]],
+            }
+            for r in test
+        ]
+        _write_json_list(dirs["test"] / "test.json", table)
+        _write_lines(dirs["test"] / "test.csv", (r["id"] for r in test))
+        _write_csv(out / "flickr_test" / "test.csv", [(r["id"], 0) for r in test])
+        pairs = silent_pairs(test, config.silent, config.seed)
+        scenes = [(r["id"], r["id"]) for r in records["silent"]]
+        _write_csv(
+            dirs["test"] / "test_plus_silent.csv",
+            [("video", "audio", "label")] + [(v, a, "non-sounding") for v, a in pairs + scenes],
+        )
+    if config.duet:
+        size = config.image_size
+        table = [
+            {
+                "file": r["id"],
+                "sources": [
+                    {"class": names[k], "bbox": [normalised_box(b, size, size)]}
+                    for k, b in zip(r["classes"], r["boxes"], strict=True)
+                ],
+            }
+            for r in records["duet"]
+        ]
+        _write_json_list(dirs["duet"] / "duet.json", table)
+        _write_lines(dirs["duet"] / "test.csv", (r["id"] for r in records["duet"]))
+    streams = []
+    if config.streams:
+        (out / "streams").mkdir(parents=True, exist_ok=True)
+    for k in range(config.streams):
+        script = stream_script(world, config, k)
+        streams.append(write_stream(out / "streams" / f"stream_{k}.mp4", script, names, progress))
+
+    counts = {split: len(records[split]) for split in SPLIT_DIRS}
+    counts.update(silent_pairs=len(pairs), streams=len(streams))
+    description = world.describe()
+    settings = {k: v for k, v in asdict(config).items() if k != "workers"}  # no effect on files
+    description.update(seed=config.seed, counts=counts, synth=settings)
+    (out / "world.json").write_text(json.dumps(description, indent=2) + "\n")
     summary = {
-        "config": asdict(config),
-        "classes": [asdict(c) for c in world.classes],
-        "counts": {
-            "train": config.train,
-            "test": config.test,
-            "duet": config.duet,
-            "silent_pairs": config.silent,
-            "silent_scenes": config.silent,
-            "streams": config.streams,
+        "out": str(out),
+        "classes": names,
+        "counts": counts,
+        "paths": {
+            "train": str(dirs["train"]),
+            "test": str(dirs["test"]),
+            "flickr_test": str(out / "flickr_test"),
+            "duet_test": str(dirs["duet"]),
+            "streams": [s["path"] for s in streams],
+            "world": str(out / "world.json"),
         },
+        "seconds": time.perf_counter() - started,
     }
-    (out / "world.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("synthetic world written to %s in %.1f s", out, summary["seconds"])
     return summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    d = SynthConfig()
     p = sub.add_parser(
         "synth",
-        help="write the synthetic sounding-objects world",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="write the synthetic sounding-objects world (train, test sets, streams)",
+        description="Write the synthetic sounding-objects world under OUT in the published "
+        "layouts (VGGSound-style train, VGG-SS / Flickr test sets, duets, silent pairs, mp4 "
+        "streams). The same settings write the same files.",
     )
-    p.add_argument("out", metavar="OUT")
-    defaults = SynthConfig()
-    for name in (
-        "classes",
-        "train",
-        "test",
-        "duet",
-        "silent",
-        "streams",
-        "stream_fps",
-        "image_size",
-        "sample_rate",
-        "seed",
-    ):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("stream_seconds", "clip_seconds"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    p.add_argument("--stream-size", default="640x480", help="WxH of the streams")
+    p.add_argument("out", metavar="OUT", help="folder to write into")
+    p.add_argument("--classes", type=int, default=d.classes, help="number of object classes")
+    p.add_argument("--train", type=int, default=d.train, help="training clips")
+    p.add_argument("--test", type=int, default=d.test, help="single-source test clips")
+    p.add_argument("--duet", type=int, default=d.duet, help="two-source test clips")
+    p.add_argument("--silent", type=int, default=d.silent, help="silent pairs and silent scenes")
+    p.add_argument("--streams", type=int, default=d.streams, help="mp4 streams")
+    p.add_argument("--stream-seconds", type=float, default=d.stream_seconds)
+    p.add_argument("--stream-fps", type=int, default=d.stream_fps)
+    p.add_argument(
+        "--stream-size",
+        default="x".join(map(str, d.stream_size)),
+        help="WIDTHxHEIGHT of the streams (default %(default)s)",
+    )
+    p.add_argument("--image-size", type=int, default=d.image_size, help="side of the frames")
+    p.add_argument("--sample-rate", type=int, default=d.sample_rate)
+    p.add_argument("--clip-seconds", type=float, default=d.clip_seconds)
+    p.add_argument("--noise-level", type=float, default=d.noise_level, help="background hiss")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--workers", type=int, default=d.workers, help="processes writing clips")
     p.set_defaults(func=synth_command)
 
 
 def synth_command(args: argparse.Namespace) -> int:
     try:
-        width, height = (int(v) for v in args.stream_size.lower().split("x"))
+        width, height = (int(v) for v in str(args.stream_size).lower().split("x"))
     except ValueError as exc:
-        raise ValueError(f"--stream-size must look like 640x480, not {args.stream_size!r}") from exc
-    fields = {k: getattr(args, k) for k in SynthConfig.__dataclass_fields__ if hasattr(args, k)}
-    config = SynthConfig(**fields, stream_width=width, stream_height=height)
-    summary = synthesize(args.out, config)
-    c = summary["counts"]
+        raise ValueError(
+            f"--stream-size {args.stream_size!r}: write it as WIDTHxHEIGHT, e.g. 640x480"
+        ) from exc
+    config = SynthConfig(
+        classes=args.classes,
+        image_size=args.image_size,
+        sample_rate=args.sample_rate,
+        clip_seconds=args.clip_seconds,
+        noise_level=args.noise_level,
+        seed=args.seed,
+        train=args.train,
+        test=args.test,
+        duet=args.duet,
+        silent=args.silent,
+        streams=args.streams,
+        stream_seconds=args.stream_seconds,
+        stream_fps=args.stream_fps,
+        stream_size=(width, height),
+        workers=args.workers,
+    )
+    s = synthesize(args.out, config)
+    c, p = s["counts"], s["paths"]
     print(
-        f"wrote the synthetic world to {args.out}: {config.classes} classes; train {c['train']}, "
-        f"test {c['test']} (+ {c['silent_pairs']} silent pairs, {c['silent_scenes']} silent "
-        f"scenes), duet {c['duet']}, {c['streams']} streams of {config.stream_seconds:g} s"
+        f"wrote the synthetic world ({config.classes} classes, seed {config.seed}) to "
+        f"{s['out']} in {s['seconds']:.1f} s: {c['train']} training clips in {p['train']} "
+        f"(train.txt, classes.csv); {c['test']} test clips in {p['test']} (test.json, test.csv, "
+        f"Flickr-style Annotations/) and {p['flickr_test']}, with {c['silent_pairs']} silent "
+        f"pairs and {c['silent']} silent scenes (test_plus_silent.csv); {c['duet']} duets in "
+        f"{p['duet_test']}; {c['streams']} streams "
+        f"({', '.join(p['streams']) or 'none'}); class identities in {p['world']}."
     )
     return 0
