@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "train.synth",
     "train.commands",
     "train.throughput",
+    "train.experiment",
     "train.demo",
 )
 

@@ -11,6 +11,19 @@ SHARED = REPO.parent / "shared"
 METADATA = SHARED / "data" / "metadata"
 
 
+# Training settings small enough for a test: seconds per epoch on 16 samples of 64 px.
+TINY_TRAIN = dict(
+    batch_size=8,
+    image_size=64,
+    dim=16,
+    workers=0,
+    init="random",
+    tensorboard=False,
+    progress=False,
+    seed=3,
+)
+
+
 @pytest.fixture
 def metadata_dir() -> Path:
     if not METADATA.is_dir():

@@ -186,3 +186,15 @@ def test_synth_then_eval_every_test_set_of_the_world(files, tmp_path):
     kinds = [r["testset"] for r in json.loads(report.read_text())["testsets"]]
     assert kinds == ["vggss", "flickr", "duet"]
     assert "multi-source cIoU@0.3" in result.stdout and "silent pairs: AP" in result.stdout
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    result = fnac("demo", "--out", out, "--train", 16, "--test", 8, "--epochs", 1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 <= summary["test_ciou@0.5"] <= 1 and summary["epochs"] == 1
+    for name in ("demo.pth", "eval.json", "eval.png", "example.png", "example.wav",
+                 "example-overlay.png"):
+        assert (out / name).is_file(), name
+    assert len(list((out / "overlays").rglob("*.png"))) >= 8

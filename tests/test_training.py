@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
+from conftest import TINY_TRAIN as TINY
 
 from fnac.checkpoint import load_checkpoint
 from fnac.config import AudioConfig, ImageConfig, ModelConfig
@@ -20,17 +21,6 @@ from train.config import resolve
 from train.datasets import Entry, TestSet
 from train.evaluate import evaluate
 from train.trainer import train
-
-TINY = dict(
-    batch_size=8,
-    image_size=64,
-    dim=16,
-    workers=0,
-    init="random",
-    tensorboard=False,
-    progress=False,
-    seed=3,
-)
 
 
 def test_one_epoch_writes_checkpoints_with_finite_terms(av_root, tmp_path):
@@ -138,3 +128,23 @@ def test_evaluation_on_known_answers(tmp_path, rng):
     # success curve: 1 at t = 0, 0.5 on (0, 1] -> 0.05 * (1 + 0.5) / 2 + 0.95 * 0.5
     assert summary["auc"] == pytest.approx(0.5125)
     assert len(list(Path(tmp_path / "overlays").glob("*.png"))) == 4
+
+
+def test_false_negative_experiment_runs_and_reports(tmp_path):
+    import argparse
+
+    from train.experiment import run_experiment
+
+    args = argparse.Namespace(out=str(tmp_path / "fn"), classes=[3], seeds=2, train=8, test=4,
+                              epochs=1, warmup=0, batch_size=4, image_size=64,
+                              sample_rate=8000, dim=16, workers=0, device="cpu", init="random")
+    report = run_experiment(args)
+    (row,) = report["table"]
+    assert row["classes"] == 3 and row["same_class_per_sample"] == 1.0
+    for loss in ("fnac", "contrastive"):
+        assert row[loss]["ciou@0.5"]["n"] == 2
+        assert 0 <= row[loss]["auc"]["mean"] <= 1
+    assert "| 3 |" in (tmp_path / "fn" / "results.md").read_text()
+    assert len(report["runs"]) == 4
+    again = run_experiment(args)  # finished runs are reused, not retrained
+    assert again["runs"] == report["runs"]

@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="demo-output")
     p.add_argument("--train", type=int, default=256, help="training scenes")
+    p.add_argument("--test", type=int, default=64, help="test scenes (also duets, silent)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=demo_command)
@@ -39,9 +40,9 @@ def demo_command(args: argparse.Namespace) -> int:
     synth = SynthConfig(
         classes=8,
         train=args.train,
-        test=64,
-        duet=16,
-        silent=16,
+        test=args.test,
+        duet=args.test // 4,
+        silent=args.test // 4,
         streams=0,
         image_size=160,
         sample_rate=8000,
@@ -58,7 +59,7 @@ def demo_command(args: argparse.Namespace) -> int:
             out=str(run),
             epochs=args.epochs,
             warmup=1,
-            batch_size=32,
+            batch_size=min(32, args.train),
             image_size=synth.image_size,
             dim=128,
             dropout_img=0.5,
