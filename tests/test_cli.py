@@ -194,7 +194,13 @@ def test_demo_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert 0 <= summary["test_ciou@0.5"] <= 1 and summary["epochs"] == 1
-    for name in ("demo.pth", "eval.json", "eval.png", "example.png", "example.wav",
-                 "example-overlay.png"):
+    for name in (
+        "demo.pth",
+        "eval.json",
+        "eval.png",
+        "example.png",
+        "example.wav",
+        "example-overlay.png",
+    ):
         assert (out / name).is_file(), name
     assert len(list((out / "overlays").rglob("*.png"))) >= 8

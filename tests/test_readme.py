@@ -20,8 +20,12 @@ def test_python_example_runs(tmp_path, monkeypatch, capsys):
     out = tmp_path / "demo-output"
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    save_checkpoint(out / "demo.pth", FNAC(ModelConfig(dim=32)), AudioConfig(sample_rate=8000),
-                    ImageConfig(size=160, train_resize=176))
+    save_checkpoint(
+        out / "demo.pth",
+        FNAC(ModelConfig(dim=32)),
+        AudioConfig(sample_rate=8000),
+        ImageConfig(size=160, train_resize=176),
+    )
     write_png(out / "example.png", rng.integers(0, 255, (160, 160, 3), dtype=np.uint8))
     write_wav(out / "example.wav", rng.uniform(-0.5, 0.5, 8000 * 4), 8000)
     monkeypatch.chdir(tmp_path)

@@ -135,9 +135,22 @@ def test_false_negative_experiment_runs_and_reports(tmp_path):
 
     from train.experiment import run_experiment
 
-    args = argparse.Namespace(out=str(tmp_path / "fn"), classes=[3], seeds=2, train=8, test=4,
-                              epochs=1, warmup=0, batch_size=4, image_size=64,
-                              sample_rate=8000, dim=16, workers=0, device="cpu", init="random")
+    args = argparse.Namespace(
+        out=str(tmp_path / "fn"),
+        classes=[3],
+        seeds=2,
+        train=8,
+        test=4,
+        epochs=1,
+        warmup=0,
+        batch_size=4,
+        image_size=64,
+        sample_rate=8000,
+        dim=16,
+        workers=0,
+        device="cpu",
+        init="random",
+    )
     report = run_experiment(args)
     (row,) = report["table"]
     assert row["classes"] == 3 and row["same_class_per_sample"] == 1.0
