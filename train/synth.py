@@ -41,7 +41,8 @@ from PIL import Image
 from scipy.io import wavfile
 from tqdm import tqdm
 
-from train.synth_world import Scene, StreamScript, World, WorldConfig
+from train.synth_stream import StreamScript
+from train.synth_world import Scene, World, WorldConfig
 
 log = logging.getLogger(__name__)
 
