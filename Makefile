@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEB_PACKAGES := libportaudio2 libxcb-cursor0 libxkbcommon0 libegl1 libgl1 libfontconfig1 libdbus-1-3
 PYTEST_ARGS ?=
 
-.PHONY: test demo setup system-deps lint clean
+.PHONY: test test-slow demo setup system-deps lint clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ $(STAMP): pyproject.toml | system-deps
 
 test: system-deps $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The long tests (torch.compile, ...) that the default run leaves out; GPU tests skip themselves.
+test-slow: system-deps $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "slow or cuda or tensorrt" $(PYTEST_ARGS)
 
 demo: system-deps $(STAMP)
 	$(BIN)/fnac demo

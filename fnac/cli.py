@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "train.throughput",
     "train.experiment",
     "train.demo",
+    "realtime.commands",
 )
 
 

@@ -111,6 +111,7 @@ def test_localize_writes_an_overlay(files):
         (["train", "--data", "{root}/nowhere"], "does not exist"),
         (["train", "--data", "{root}", "--batch-size", "1"], "batch-size must be at least 2"),
         (["eval", "--checkpoint", "{root}/model.pth", "--data", "{root}"], "cannot tell"),
+        (["export", "--checkpoint", "{root}/model.pth", "--out", "{root}/engine"], "tensorrt"),
     ],
 )
 def test_bad_input_gives_one_clear_line(files, args, message):

@@ -1,0 +1,106 @@
+"""Every backend against eager on the same inputs; the TensorRT sidecar's staleness rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fnac.config import ModelConfig
+from fnac.model import FNAC
+from realtime.engines import CpuEngine, Engine, make_engine
+
+
+@pytest.fixture(scope="module")
+def model() -> FNAC:
+    torch.manual_seed(0)
+    return FNAC(ModelConfig(dim=64)).eval()
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(2, 3, 224, 224, generator=g), torch.randn(2, 1, 257, 200, generator=g)
+
+
+def maps(engine, frames, spec):
+    return engine.maps(engine.encode_image(frames), engine.encode_audio(spec))
+
+
+def test_eager_matches_the_model(model, inputs):
+    with torch.no_grad():
+        want = model(*inputs)[2]
+    got = maps(Engine(model), *inputs)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_cpu_backend_fp32_agrees_with_eager(model, inputs):
+    # Tolerance: 1e-3 on raw maps (|S| <= 1 / tau = 33): folding batch norm into the
+    # convolutions only reorders float32 arithmetic.
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in CpuEngine(model).model.modules())
+    eager = maps(Engine(model), *inputs)
+    fast = CpuEngine(model, bf16=False)
+    assert (maps(fast, *inputs) - eager).abs().max() < 1e-3
+
+
+def test_cpu_backend_bf16_stays_close(model, inputs):
+    # bf16 keeps 8 bits of mantissa: maps within 3 % of their range, same peak region.
+    eager = maps(Engine(model), *inputs)
+    fast = maps(CpuEngine(model, bf16=True), *inputs)
+    span = eager.amax(dim=(1, 2)) - eager.amin(dim=(1, 2))
+    assert ((fast - eager).abs().amax(dim=(1, 2)) / span).max() < 0.03
+
+
+@pytest.mark.slow
+def test_compile_backend_agrees_with_eager(model, inputs):
+    eager = maps(Engine(model), *inputs)
+    compiled = make_engine("compile", model, device="cpu")
+    assert (maps(compiled, *inputs) - eager).abs().max() < 1e-3
+
+
+def test_unknown_backend(model):
+    with pytest.raises(ValueError, match="unknown backend"):
+        make_engine("magic", model)
+
+
+def test_tensorrt_sidecar_staleness(tmp_path, model):
+    from realtime.tensorrt import StaleEngine, check_sidecar, expected_sidecar
+
+    checkpoint = tmp_path / "best.pth"
+    torch.save(model.state_dict(), checkpoint)
+    engines = tmp_path / "engine"
+    engines.mkdir()
+    with pytest.raises(StaleEngine, match="no engine.json"):
+        check_sidecar(engines, checkpoint, 224, 200)
+    (engines / "engine.json").write_text(json.dumps(expected_sidecar(checkpoint, 224, 200)))
+    assert check_sidecar(engines, checkpoint, 224, 200)["precision"] == "fp16"
+    with pytest.raises(StaleEngine, match="image_shape"):
+        check_sidecar(engines, checkpoint, 160, 200)
+    checkpoint.write_bytes(checkpoint.read_bytes() + b"changed")
+    with pytest.raises(StaleEngine, match="checkpoint_sha256.*fnac export"):
+        check_sidecar(engines, checkpoint, 224, 200)
+
+
+@pytest.mark.tensorrt
+@pytest.mark.cuda
+def test_tensorrt_backend_agrees_with_eager(tmp_path, model, inputs):
+    pytest.importorskip("torch_tensorrt")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    from realtime.tensorrt import export
+
+    checkpoint = tmp_path / "best.pth"
+    torch.save(model.state_dict(), checkpoint)
+    export(model, checkpoint, tmp_path / "engine")
+    trt = make_engine(
+        "tensorrt",
+        FNAC(ModelConfig(dim=64)).eval().cuda(),
+        engine_dir=tmp_path / "engine",
+        checkpoint=checkpoint,
+    )
+    trt.model.load_state_dict(model.state_dict())
+    eager = maps(Engine(model.float().cpu()), inputs[0][:1], inputs[1][:1])
+    got = maps(trt, inputs[0][:1].cuda(), inputs[1][:1].cuda())
+    # FP16: within 3 % of each map's range.
+    assert (got - eager).abs().max() / (eager.max() - eager.min()) < 0.03
