@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from fnac.hardware import cpu_has_native_bf16
 from fnac.model import FNAC
 
 log = logging.getLogger(__name__)
@@ -82,15 +83,6 @@ class Engine:
 
     def describe(self) -> str:
         return f"{self.name} on {self.device}"
-
-
-def cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bfloat16 in hardware (AVX512-BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def fold_batchnorm(net: nn.Module) -> None:

@@ -21,6 +21,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from fnac.checkpoint import load_checkpoint, save_checkpoint
 from fnac.config import AudioConfig, ImageConfig, ModelConfig
+from fnac.hardware import cpu_has_native_bf16
 from fnac.losses import loss_terms
 from fnac.model import FNAC
 from train.config import TrainConfig, to_dict
@@ -61,14 +62,6 @@ def pick_device(name: str, local_rank: int) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but no CUDA GPU is available; use cpu")
     return device
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
