@@ -1,0 +1,281 @@
+"""Live sources, opened by one dispatcher from a string: ``open_source("0")`` (a camera),
+``"rtsp://..."`` (a stream URL), ``"clip.mp4"`` (a file with an audio track), ``"synthetic"``.
+
+A source is an iterator of packets in capture order, with ``close()`` and a context manager:
+``FramePacket`` (a BGR frame, as OpenCV delivers) and ``AudioPacket`` (a block of mono float
+samples with a sequence number). Every packet is stamped once, on ``time.monotonic()``: a camera
+frame when it is grabbed, a file's or the synthetic world's packets at ``start + pts`` (they are
+paced to that time when ``realtime``, and come as fast as they can be decoded otherwise).
+
+The synthetic source streams ``train.synth_world`` (numpy only): the world is shared by the
+offline datasets and the live pipeline rather than written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
+URL_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://", "file://")
+
+
+class SourceError(ValueError):
+    """A source that cannot be opened or read; the message names the fix."""
+
+
+@dataclass
+class FramePacket:
+    index: int  # frame number in the source
+    t: float  # capture time, time.monotonic() seconds
+    pts: float  # seconds from the source's start
+    image: np.ndarray  # (H, W, 3) uint8 BGR
+    truth: list[dict[str, Any]] | None = None  # synthetic source: objects, boxes, sounding
+
+
+@dataclass
+class AudioPacket:
+    seq: int  # block number: a jump means blocks were lost
+    t: float  # capture time of the first sample
+    pts: float
+    samples: np.ndarray  # (N,) float32 mono in [-1, 1]
+    rate: int
+
+
+@dataclass
+class Source:
+    """Base: iteration, pacing and closing."""
+
+    realtime: bool = True
+    start: float = field(default_factory=time.monotonic)
+    closed: bool = False
+
+    def __iter__(self) -> Iterator[FramePacket | AudioPacket]:
+        raise NotImplementedError
+
+    def pace(self, pts: float) -> float:
+        """Wait until ``pts`` is due (when realtime); returns the packet's capture time."""
+        due = self.start + pts
+        if self.realtime:
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        return due
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SyntheticSource(Source):
+    """The synthetic world streamed live: moving objects, the sounding one changing, with the
+    ground truth of every frame."""
+
+    def __init__(
+        self,
+        classes: int = 8,
+        seed: int = 0,
+        size: tuple[int, int] = (640, 480),
+        fps: float = 30.0,
+        sample_rate: int = 16000,
+        seconds: float | None = None,
+        block: int = 1024,
+        realtime: bool = True,
+    ) -> None:
+        from train.synth_world import World, WorldConfig
+
+        super().__init__(realtime=realtime)
+        world = World(WorldConfig(classes=classes, sample_rate=sample_rate, seed=seed))
+        self.script = world.stream(np.random.default_rng(seed), seconds, fps=fps, size=size)
+        self.fps, self.rate, self.block, self.seconds = fps, sample_rate, block, seconds
+        self.names = world.class_names
+
+    def __iter__(self) -> Iterator[FramePacket | AudioPacket]:
+        frame, seq = 0, 0
+        while not self.closed:
+            t_video, t_audio = frame / self.fps, seq * self.block / self.rate
+            if self.seconds is not None and min(t_video, t_audio) >= self.seconds:
+                return
+            if t_video <= t_audio:
+                image, objects = self.script.render(frame)
+                truth = [
+                    {"class": self.names[o.class_id], "box": list(o.box), "sounding": o.sounding}
+                    for o in objects
+                ]
+                yield FramePacket(
+                    frame,
+                    self.pace(t_video),
+                    t_video,
+                    np.ascontiguousarray(image[:, :, ::-1]),
+                    truth,
+                )
+                frame += 1
+            else:
+                n0 = seq * self.block
+                samples = self.script.audio(n0, n0 + self.block)
+                yield AudioPacket(seq, self.pace(t_audio), t_audio, samples, self.rate)
+                seq += 1
+
+
+class FileSource(Source):
+    """A video file with an audio track (PyAV), replayed in real time or as fast as possible."""
+
+    def __init__(self, path: str | Path, realtime: bool = True) -> None:
+        import av
+
+        super().__init__(realtime=realtime)
+        self.path = Path(path)
+        try:
+            self.container = av.open(str(self.path))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"{self.path} cannot be opened as a video ({exc})") from exc
+        if not self.container.streams.video:
+            self.container.close()
+            raise SourceError(f"{self.path} has no video track")
+        self.video = self.container.streams.video[0]
+        self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        if self.audio is None:
+            log.warning("%s has no audio track: frames only", self.path)
+
+    def __iter__(self) -> Iterator[FramePacket | AudioPacket]:
+        import av
+
+        streams = [self.video] + ([self.audio] if self.audio is not None else [])
+        frame_no, seq = 0, 0
+        try:
+            for packet in self.container.demux(*streams):
+                if self.closed:
+                    return
+                for decoded in packet.decode():
+                    pts = float(decoded.time or 0.0)
+                    if packet.stream.type == "video":
+                        image = decoded.to_ndarray(format="bgr24")
+                        yield FramePacket(frame_no, self.pace(pts), pts, image)
+                        frame_no += 1
+                    else:
+                        data = decoded.to_ndarray()
+                        if not decoded.format.is_planar:
+                            data = data.reshape(-1, len(decoded.layout.channels)).T
+                        from fnac.audio import pcm_to_float
+
+                        mono = pcm_to_float(data).mean(axis=0)
+                        yield AudioPacket(seq, self.pace(pts), pts, mono, decoded.sample_rate)
+                        seq += 1
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"{self.path}: decoding failed at frame {frame_no} ({exc})") from exc
+
+    def close(self) -> None:
+        super().close()
+        self.container.close()
+
+
+class CameraSource(Source):
+    """A camera by index or a stream URL through OpenCV. A grab thread keeps only the newest
+    frame (a slow consumer never sees stale ones) and reconnects with backoff when reading
+    fails; iteration yields each new frame once."""
+
+    def __init__(self, target: int | str, reconnect: int = 5, backoff_s: float = 0.5) -> None:
+        super().__init__(realtime=True)
+        self.target, self.reconnect, self.backoff_s = target, reconnect, backoff_s
+        self.capture = self._open()
+        self.lock = threading.Condition()
+        self.latest: FramePacket | None = None
+        self.grabbed = 0  # frames read from the device
+        self.ended = False
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._grab, name=f"camera-{target}", daemon=True)
+        self.thread.start()
+
+    def _open(self):
+        import cv2
+
+        capture = cv2.VideoCapture(self.target)
+        if not capture.isOpened():
+            capture.release()
+            what = f"camera {self.target}" if isinstance(self.target, int) else self.target
+            raise SourceError(f"cannot open {what}: check the index (fnac devices) or the URL")
+        return capture
+
+    def _grab(self) -> None:
+        failures = 0
+        while not self.closed:
+            ok, image = self.capture.read()
+            if not ok:
+                failures += 1
+                if failures > self.reconnect or self._is_file():
+                    self.error = None if self._is_file() else f"{self.target} stopped delivering"
+                    break
+                time.sleep(self.backoff_s * 2 ** (failures - 1))
+                log.warning("%s: no frame, reconnecting (try %d)", self.target, failures)
+                self.capture.release()
+                try:
+                    self.capture = self._open()
+                except SourceError:
+                    continue
+                continue
+            failures = 0
+            packet = FramePacket(
+                self.grabbed, time.monotonic(), time.monotonic() - self.start, image
+            )
+            with self.lock:
+                self.latest = packet
+                self.grabbed += 1
+                self.lock.notify_all()
+        with self.lock:
+            self.ended = True
+            self.lock.notify_all()
+
+    def _is_file(self) -> bool:
+        return isinstance(self.target, str) and Path(self.target).is_file()
+
+    def __iter__(self) -> Iterator[FramePacket]:
+        last = -1
+        while True:
+            with self.lock:
+                while not self.ended and (self.latest is None or self.latest.index == last):
+                    self.lock.wait(timeout=1.0)
+                packet = self.latest
+                if packet is None or packet.index == last:
+                    if self.error:
+                        raise SourceError(self.error)
+                    return
+            last = packet.index
+            yield packet
+
+    def close(self) -> None:
+        super().close()
+        self.thread.join(timeout=2.0)
+        self.capture.release()
+
+
+def open_source(spec: str, realtime: bool = True, **options: Any) -> Source:
+    """A camera index (``"0"``), a stream URL, a video file, or ``"synthetic"``."""
+    spec = str(spec).strip()
+    if spec == "synthetic":
+        return SyntheticSource(realtime=realtime, **options)
+    if spec.isdigit():
+        return CameraSource(int(spec), **options)
+    if spec.lower().startswith(URL_SCHEMES):
+        return CameraSource(spec, **options)
+    path = Path(spec)
+    if path.is_file():
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise SourceError(f"{path} is not a video file ({', '.join(VIDEO_SUFFIXES)})")
+        return FileSource(path, realtime=realtime)
+    raise SourceError(
+        f"cannot open source {spec!r}: not a camera index, a URL, an existing "
+        "video file or 'synthetic'"
+    )
