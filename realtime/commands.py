@@ -1,4 +1,4 @@
-"""Subcommands of the live side: ``fnac export`` (so far)."""
+"""Subcommands of the live side: ``fnac export`` and ``fnac devices`` (so far)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-rate", type=int, default=None)
     p.set_defaults(func=export_command)
 
+    p = sub.add_parser(
+        "devices",
+        help="list microphones and cameras",
+        description="List the audio inputs PortAudio sees and the camera indexes "
+        "OpenCV can open (0-5).",
+    )
+    p.set_defaults(func=devices_command)
+
 
 def export_command(args: argparse.Namespace) -> int:
     from fnac.checkpoint import load_checkpoint
@@ -31,4 +39,29 @@ def export_command(args: argparse.Namespace) -> int:
         model, Path(args.checkpoint), Path(args.out), info.image.size, info.audio.n_frames()
     )
     print(json.dumps(sidecar, indent=2))
+    return 0
+
+
+def devices_command(args: argparse.Namespace) -> int:
+    from realtime.sources import input_devices, quiet_opencv
+
+    cv2 = quiet_opencv()
+    mics = input_devices()
+    print("microphones (--source mic:INDEX or mic:NAME):")
+    for d in mics:
+        print(f"  {d['index']:3d}  {d['name']}  ({d['channels']} ch, {d['default_rate']:.0f} Hz)")
+    if not mics:
+        print("  none")
+    print("cameras (--source INDEX):")
+    found = 0
+    for index in range(6):
+        capture = cv2.VideoCapture(index)
+        if capture.isOpened():
+            width = capture.get(cv2.CAP_PROP_FRAME_WIDTH)
+            height = capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+            print(f"  {index:3d}  {width:.0f}x{height:.0f}")
+            found += 1
+        capture.release()
+    if not found:
+        print("  none")
     return 0

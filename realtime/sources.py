@@ -14,6 +14,7 @@ offline datasets and the live pipeline rather than written twice.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,14 @@ import numpy as np
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 URL_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://", "file://")
+
+
+def quiet_opencv():
+    """cv2 with its own warnings off (a missing camera is reported by us, once, clearly)."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    return cv2
 
 
 class SourceError(ValueError):
@@ -200,8 +209,7 @@ class CameraSource(Source):
         self.thread.start()
 
     def _open(self):
-        import cv2
-
+        cv2 = quiet_opencv()
         capture = cv2.VideoCapture(self.target)
         if not capture.isOpened():
             capture.release()
@@ -261,11 +269,119 @@ class CameraSource(Source):
         self.capture.release()
 
 
+def _sounddevice():
+    try:
+        import sounddevice
+    except OSError as exc:  # the PortAudio library is missing
+        raise SourceError(
+            f"PortAudio is not installed ({exc}); run make setup or apt-get install libportaudio2"
+        ) from exc
+    return sounddevice
+
+
+def input_devices() -> list[dict[str, Any]]:
+    """The microphones PortAudio sees: index, name, channels, default rate."""
+    sd = _sounddevice()
+    return [
+        {
+            "index": i,
+            "name": d["name"],
+            "channels": d["max_input_channels"],
+            "default_rate": d["default_samplerate"],
+        }
+        for i, d in enumerate(sd.query_devices())
+        if d["max_input_channels"] > 0
+    ]
+
+
+class MicrophoneSource(Source):
+    """A microphone through sounddevice: PortAudio's callback copies each block into a queue
+    with a sequence number and its capture time. PortAudio's stream clock is not the monotonic
+    clock on Linux, so the offset between them is measured once when the stream starts.
+    Overflows (the device dropped samples) and blocks the consumer was too slow to take are
+    counted; a dropped block leaves a gap in the sequence numbers, which the audio ring
+    zero-fills and flags."""
+
+    def __init__(
+        self,
+        device: int | str | None = None,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        block: int = 1024,
+        max_queued: int = 512,
+    ) -> None:
+        sd = _sounddevice()
+        super().__init__(realtime=True)
+        if not input_devices():
+            raise SourceError(
+                "no microphone found: fnac devices lists the inputs; use a file "
+                "or the synthetic source instead"
+            )
+        try:
+            info = sd.query_devices(device, "input")
+        except (ValueError, sd.PortAudioError) as exc:
+            raise SourceError(
+                f"no input device {device!r} ({exc}); fnac devices lists them"
+            ) from exc
+        self.rate = int(sample_rate or info["default_samplerate"])
+        self.block = block
+        self.queue: queue.Queue = queue.Queue(maxsize=max_queued)
+        self.seq = 0
+        self.overflows = 0  # blocks PortAudio reported as overflowed
+        self.dropped = 0  # blocks the consumer did not take in time
+        self.offset: float | None = None  # monotonic - PortAudio stream time
+        try:
+            self.stream = sd.InputStream(
+                device=device,
+                samplerate=self.rate,
+                channels=min(channels, info["max_input_channels"]),
+                dtype="float32",
+                blocksize=block,
+                callback=self._callback,
+            )
+            self.offset = time.monotonic() - self.stream.time  # calibrated once, at the start
+            self.stream.start()
+        except sd.PortAudioError as exc:
+            raise SourceError(
+                f"cannot open input {info['name']!r} at {self.rate} Hz ({exc})"
+            ) from exc
+
+    def _callback(self, data: np.ndarray, frames: int, time_info, status) -> None:
+        if status.input_overflow:
+            self.overflows += 1
+        adc = time_info.inputBufferAdcTime
+        offset = self.offset if self.offset is not None else time.monotonic() - adc
+        t = adc + offset if adc else time.monotonic() - frames / self.rate
+        packet = AudioPacket(self.seq, t, t - self.start, data.mean(axis=1).copy(), self.rate)
+        self.seq += 1
+        try:
+            self.queue.put_nowait(packet)
+        except queue.Full:
+            self.dropped += 1
+
+    def __iter__(self) -> Iterator[AudioPacket]:
+        while not self.closed:
+            try:
+                yield self.queue.get(timeout=0.5)
+            except queue.Empty:
+                if not self.stream.active:
+                    return
+
+    def close(self) -> None:
+        super().close()
+        self.stream.stop()
+        self.stream.close()
+
+
 def open_source(spec: str, realtime: bool = True, **options: Any) -> Source:
-    """A camera index (``"0"``), a stream URL, a video file, or ``"synthetic"``."""
+    """A camera index (``"0"``), a stream URL, a video file, ``"synthetic"``, or a microphone:
+    ``"mic"`` (the default input), ``"mic:NAME"`` or ``"mic:INDEX"``."""
     spec = str(spec).strip()
     if spec == "synthetic":
         return SyntheticSource(realtime=realtime, **options)
+    if spec == "mic" or spec.startswith("mic:"):
+        device = spec[4:] or None
+        return MicrophoneSource(int(device) if device and device.isdigit() else device, **options)
     if spec.isdigit():
         return CameraSource(int(spec), **options)
     if spec.lower().startswith(URL_SCHEMES):

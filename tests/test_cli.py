@@ -43,7 +43,18 @@ def files(tmp_path_factory):
 def test_help_lists_the_commands():
     result = fnac("--help")
     assert result.returncode == 0
-    for command in ("localize", "info", "synth", "train", "eval", "bench-train"):
+    for command in (
+        "localize",
+        "info",
+        "synth",
+        "train",
+        "eval",
+        "bench-train",
+        "experiment",
+        "demo",
+        "export",
+        "devices",
+    ):
         assert command in result.stdout
 
 
@@ -205,3 +216,10 @@ def test_demo_end_to_end(tmp_path):
     ):
         assert (out / name).is_file(), name
     assert len(list((out / "overlays").rglob("*.png"))) >= 8
+
+
+def test_devices_lists_inputs_and_cameras():
+    result = fnac("devices")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "microphones" in result.stdout and "cameras" in result.stdout
+    assert "WARN" not in result.stderr  # OpenCV's own probing noise is silenced
