@@ -1,0 +1,59 @@
+"""Peak, box and sounding confidence from raw maps with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime.results import ConfidenceSettings, analyze, confidence, level_db
+
+TAU = 0.03
+RATE = 16000
+
+
+def blob_map(row: int, col: int, score: float = 0.6, side: int = 2) -> np.ndarray:
+    """A raw 7x7 map (similarity / tau) with a hot side x side blob, elsewhere zero."""
+    raw = np.full((7, 7), 0.0, np.float32)
+    raw[row : row + side, col : col + side] = score / TAU
+    return raw
+
+
+def tone(db: float, seconds: float = 3.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (10 ** (db / 20) * np.sqrt(2) * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def test_peak_and_box_land_on_the_hot_region():
+    out = analyze(blob_map(1, 4), (480, 640), tone(-20), RATE, TAU)
+    assert out.heat.shape == (480, 640) and 0 <= out.heat.min() and out.heat.max() == 1
+    x, y = out.peak
+    # the blob covers columns 4-5 and rows 1-2 of 7: x in [366, 548), y in [69, 206)
+    assert 366 <= x < 548 and 69 <= y < 206
+    x0, y0, x1, y1 = out.box
+    assert x0 <= x < x1 and y0 <= y < y1
+    assert 300 < x0 and x1 < 620 and y0 < 120 and y1 < 260  # around the blob, not the frame
+
+
+def test_level_is_measured_in_dbfs():
+    assert level_db(tone(-20)) == pytest.approx(-20, abs=0.1)
+    assert level_db(np.zeros(100)) == -200
+
+
+def test_silence_is_never_sounding_even_with_a_hot_map():
+    out = analyze(blob_map(3, 3), (120, 160), np.zeros(3 * RATE, np.float32), RATE, TAU)
+    assert out.confidence == 0 and not out.sounding
+
+
+def test_loud_matching_sound_is_sounding_and_unmatched_is_not():
+    # 4x4 = 16 hot cells fill the top quarter (12 of 49): score 0.6
+    loud_match = analyze(blob_map(2, 2, score=0.6, side=4), (120, 160), tone(-20), RATE, TAU)
+    assert loud_match.sounding and loud_match.confidence > 0.9
+    loud_unmatched = analyze(blob_map(2, 2, score=0.05, side=4), (120, 160), tone(-20), RATE, TAU)
+    assert not loud_unmatched.sounding and loud_unmatched.confidence < 0.1
+
+
+def test_confidence_rises_with_level_and_score():
+    s = ConfidenceSettings()
+    assert confidence(0.6, -70, s) == 0
+    assert confidence(0.6, -42, s) < confidence(0.6, -35, s) < confidence(0.6, -20, s)
+    assert confidence(0.2, -20, s) < confidence(0.3, -20, s) == pytest.approx(0.5)
