@@ -80,8 +80,11 @@ class AudioRing:
             self.gaps += 1
             self.gap_samples += n
 
-    def write(self, samples: np.ndarray, t_capture: float, seq: int | None = None) -> None:
-        """Append a block (mono float at ``sample_rate``) captured from ``t_capture`` on."""
+    def write(
+        self, samples: np.ndarray, t_capture: float, seq: int | None = None, valid: bool = True
+    ) -> None:
+        """Append a block (mono float at ``sample_rate``) captured from ``t_capture`` on;
+        ``valid=False`` marks samples that stand in for lost audio (zeros, flagged as a gap)."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         if self.anchor_t is None:
             self.anchor_t, self.anchor_n = float(t_capture), self.written
@@ -96,7 +99,10 @@ class AudioRing:
                 self.anchor_t, self.anchor_n = float(t_capture), self.written
         self.last_seq = seq if seq is not None else self.last_seq
         self.last_block = samples.size
-        self._put(samples, valid=True)
+        if not valid:
+            self.gaps += 1
+            self.gap_samples += samples.size
+        self._put(samples, valid=valid)
 
     def window(self, t: float) -> Window:
         """The ``window_s`` seconds of audio ending at capture time t."""
