@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "train.experiment",
     "train.demo",
     "realtime.commands",
+    "realtime.run",
 )
 
 

@@ -1,0 +1,241 @@
+"""The live pipeline's processes: capture -> inference -> results, over ZeroMQ.
+
+``capture`` reads a source and pushes every packet (frames and audio blocks, stamped at capture).
+``inference`` binds the input, drains it on every turn (audio blocks all go into the stage, in
+order; of the frames only the newest is kept, the stale ones are dropped before the expensive
+stage and counted), processes that one frame and publishes the result with the frame, the map,
+the per-stage stamps and the counters. Both send heartbeats; ``Supervisor`` starts them, restarts
+one that dies, and stops both on request, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+
+from realtime.transport import Channel
+from realtime.wire import Message
+
+log = logging.getLogger(__name__)
+HEARTBEAT_S = 0.5
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when workers stop
+
+
+def capture_main(
+    source: str, realtime: bool, options: dict[str, Any], endpoint: str, status_endpoint: str
+) -> None:
+    """Process entry: read ``source`` and push its packets to ``endpoint``."""
+    _ignore_sigint()
+    from realtime.sources import AudioPacket, open_source
+
+    context = zmq.Context()
+    out = Channel(context, zmq.PUSH, endpoint, bind=False, hwm=10000)
+    status = Channel(context, zmq.PUSH, status_endpoint, bind=False)
+    sent = 0
+    try:
+        with open_source(source, realtime=realtime, **options) as packets:
+            last_beat = 0.0
+            for packet in packets:
+                if isinstance(packet, AudioPacket):
+                    msg = Message(
+                        "audio",
+                        packet.seq,
+                        {"capture": packet.t},
+                        {"samples": packet.samples},
+                        {"rate": packet.rate, "pts": packet.pts},
+                    )
+                else:
+                    msg = Message(
+                        "frame",
+                        packet.index,
+                        {"capture": packet.t},
+                        {"image": packet.image},
+                        {"pts": packet.pts, "truth": packet.truth},
+                    )
+                out.send(msg)
+                sent += 1
+                if time.monotonic() - last_beat > HEARTBEAT_S:
+                    status.send(
+                        Message(
+                            "heartbeat", sent, {"now": time.monotonic()}, meta={"worker": "capture"}
+                        )
+                    )
+                    last_beat = time.monotonic()
+        out.send(Message("status", sent, meta={"end_of_stream": True}))
+    except Exception as exc:  # reported to the supervisor, which shows it and restarts
+        status.send(Message("status", sent, meta={"worker": "capture", "error": str(exc)}))
+        raise
+    finally:
+        time.sleep(0.2)  # let the last messages leave
+        out.close()
+        status.close()
+        context.term()
+
+
+def inference_main(
+    checkpoint: str,
+    backend: str,
+    sample_rate: int | None,
+    in_endpoint: str,
+    out_endpoint: str,
+    status_endpoint: str,
+    audio_rate_hz: float,
+) -> None:
+    """Process entry: the inference stage between a PULL input and a PUB output."""
+    _ignore_sigint()
+    from fnac.checkpoint import load_checkpoint
+    from realtime.engines import make_engine
+    from realtime.sources import AudioPacket, FramePacket
+    from realtime.stage import InferenceStage
+
+    model = load_checkpoint(checkpoint, sample_rate=sample_rate)
+    info = model.info
+    engine = make_engine(
+        backend,
+        model,
+        image_size=info.image.size,
+        spec_frames=info.audio.n_frames(),
+        checkpoint=checkpoint,
+    )
+    stage = InferenceStage(engine, info.audio, info.image, audio_rate_hz)
+    context = zmq.Context()
+    inbox = Channel(context, zmq.PULL, in_endpoint, bind=True, hwm=10000)
+    outbox = Channel(context, zmq.PUB, out_endpoint, bind=True, hwm=100)
+    status = Channel(context, zmq.PUSH, status_endpoint, bind=False)
+    dropped, processed, last_beat = 0, 0, 0.0
+    status.send(
+        Message(
+            "status", 0, meta={"worker": "inference", "ready": True, "engine": engine.describe()}
+        )
+    )
+    try:
+        while True:
+            first = inbox.recv(timeout_ms=100)
+            batch = ([first] if first else []) + inbox.drain()
+            frames = []
+            for msg in batch:
+                if msg.kind == "audio":
+                    stage.add_audio(
+                        AudioPacket(
+                            msg.seq,
+                            msg.stamps.get("capture", 0.0),
+                            float(msg.meta.get("pts", 0.0)),
+                            msg.arrays["samples"],
+                            int(msg.meta["rate"]),
+                        )
+                    )
+                elif msg.kind == "frame":
+                    frames.append(msg)
+                elif msg.kind == "status" and msg.meta.get("end_of_stream"):
+                    outbox.send(Message("status", processed, meta={"end_of_stream": True}))
+            if frames:
+                dropped += len(frames) - 1
+                msg = frames[-1]
+                frame = FramePacket(
+                    msg.seq,
+                    msg.stamps["capture"],
+                    float(msg.meta["pts"]),
+                    msg.arrays["image"],
+                    msg.meta.get("truth"),
+                )
+                result = stage.process(frame)
+                loc = result.localization
+                processed += 1
+                stamps = {**result.stamps, "publish": time.monotonic()}
+                outbox.send(
+                    Message(
+                        "result",
+                        result.frame,
+                        stamps,
+                        {"map": result.raw_map.astype(np.float32), "image": frame.image},
+                        {
+                            "pts": result.pts,
+                            "peak": list(loc.peak),
+                            "box": list(loc.box),
+                            "confidence": loc.confidence,
+                            "sounding": bool(loc.sounding),
+                            "score": loc.score,
+                            "level_db": loc.level_db,
+                            "padded": result.padded,
+                            "gap": result.gap,
+                            "dropped": dropped,
+                            "processed": processed,
+                            "truth": frame.truth,
+                        },
+                    )
+                )
+            if time.monotonic() - last_beat > HEARTBEAT_S:
+                status.send(
+                    Message(
+                        "heartbeat",
+                        processed,
+                        {"now": time.monotonic()},
+                        meta={"worker": "inference", "dropped": dropped},
+                    )
+                )
+                last_beat = time.monotonic()
+    finally:
+        for channel in (inbox, outbox, status):
+            channel.close()
+        context.term()
+
+
+@dataclass
+class Supervisor:
+    """Starts the workers, restarts a dead one, stops them all."""
+
+    specs: dict[str, tuple[Any, tuple]]  # name -> (target, args)
+    processes: dict[str, mp.Process] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.context = mp.get_context("spawn")
+
+    def start(self, name: str) -> None:
+        target, args = self.specs[name]
+        proc = self.context.Process(target=target, args=args, name=f"fnac-{name}", daemon=True)
+        proc.start()
+        self.processes[name] = proc
+
+    def start_all(self) -> None:
+        for name in self.specs:
+            self.start(name)
+
+    def check(self) -> list[str]:
+        """Restart workers that died (not those that finished cleanly); returns what happened."""
+        events = []
+        for name, proc in self.processes.items():
+            if proc.is_alive() or name in self.finished:
+                continue
+            if proc.exitcode == 0:
+                self.finished.add(name)
+                continue
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            events.append(
+                f"{name} worker died (exit code {proc.exitcode}); restarted ({self.restarts[name]})"
+            )
+            log.warning(events[-1])
+            self.start(name)
+        return events
+
+    def stop(self, timeout: float = 3.0) -> None:
+        for proc in self.processes.values():
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.monotonic() + timeout
+        for proc in self.processes.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)

@@ -1,0 +1,101 @@
+"""The whole multi-process pipeline: synthetic stream -> capture worker -> inference worker ->
+JSON lines and annotated mp4, and nothing left running afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import REPO
+
+from fnac.checkpoint import save_checkpoint
+from fnac.config import AudioConfig
+from fnac.model import FNAC, ModelConfig
+
+
+def processes_mentioning(marker: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(f"{pid}: {cmdline[:120]}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ck") / "model.pth"
+    save_checkpoint(path, FNAC(ModelConfig(dim=32)), AudioConfig(sample_rate=16000))
+    return path
+
+
+def test_run_on_the_synthetic_stream_writes_results_and_cleans_up(checkpoint, tmp_path):
+    jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+    cmd = [
+        sys.executable,
+        "-m",
+        "fnac.cli",
+        "run",
+        "--source",
+        "synthetic",
+        "--checkpoint",
+        str(checkpoint),
+        "--seconds",
+        "6",
+        "--jsonl",
+        str(jsonl),
+        "--out",
+        str(video),
+    ]
+    result = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(lines) >= 3
+    first = lines[0]
+    assert set(first) >= {"frame", "t", "map", "peak", "box", "confidence", "sounding"}
+    assert len(first["map"]) == 7 and len(first["map"][0]) == 7
+    assert 0 <= first["peak"][0] < 640 and 0 <= first["peak"][1] < 480
+    frames = [line["frame"] for line in lines]
+    assert frames == sorted(frames) and len(set(frames)) == len(frames)
+    assert video.stat().st_size > 1000
+    assert "processed" in result.stderr and "dropped" in result.stderr
+    time.sleep(0.5)
+    assert not processes_mentioning(str(tmp_path)) and not processes_mentioning("fnac-ipc-")
+
+
+def test_run_with_a_bad_source_fails_clearly(checkpoint, tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "fnac.cli",
+        "run",
+        "--source",
+        "nowhere.mp4",
+        "--checkpoint",
+        str(checkpoint),
+        "--seconds",
+        "1",
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
+    assert result.returncode == 2 and "cannot open source" in result.stderr
+    assert "Traceback" not in result.stderr
