@@ -154,17 +154,27 @@ def run_command(args: argparse.Namespace) -> int:
             ready = status.recv(timeout_ms=120_000)
         if ready is None:
             raise SourceError("the inference worker did not start within 2 minutes")
-        print(f"engine: {ready.meta.get('engine')}", file=sys.stderr)
+        print(
+            f"engine: {ready.meta.get('engine')} (inference worker pid {ready.meta.get('pid')})",
+            file=sys.stderr,
+            flush=True,
+        )
         supervisor.start("capture")
         start = time.monotonic()
         while not stopping["flag"]:
             if args.seconds is not None and time.monotonic() - start >= args.seconds:
                 break
             for event in supervisor.check():
-                print(f"\n{event}", file=sys.stderr)
+                print(f"\n{event}", file=sys.stderr, flush=True)
             for msg in status.drain():
                 if msg.meta.get("error"):
                     print(f"\n{msg.meta['worker']} worker: {msg.meta['error']}", file=sys.stderr)
+                elif msg.meta.get("ready"):
+                    print(
+                        f"\ninference worker back (pid {msg.meta.get('pid')})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             msg = results.recv(timeout_ms=200)
             if msg is None:
                 continue

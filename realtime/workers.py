@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -115,7 +116,14 @@ def inference_main(
     dropped, processed, last_beat = 0, 0, 0.0
     status.send(
         Message(
-            "status", 0, meta={"worker": "inference", "ready": True, "engine": engine.describe()}
+            "status",
+            0,
+            meta={
+                "worker": "inference",
+                "ready": True,
+                "engine": engine.describe(),
+                "pid": os.getpid(),
+            },
         )
     )
     try:

@@ -99,3 +99,52 @@ def test_run_with_a_bad_source_fails_clearly(checkpoint, tmp_path):
     )
     assert result.returncode == 2 and "cannot open source" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_killed_inference_worker_is_restarted_and_results_resume(checkpoint, tmp_path):
+    import re
+    import signal
+
+    jsonl = tmp_path / "out.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "fnac.cli",
+        "run",
+        "--source",
+        "synthetic",
+        "--checkpoint",
+        str(checkpoint),
+        "--seconds",
+        "16",
+        "--jsonl",
+        str(jsonl),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        pid = None
+        for line in proc.stderr:
+            match = re.search(r"inference worker pid (\d+)", line)
+            if match:
+                pid = int(match.group(1))
+                break
+        assert pid, "the run never reported its inference worker"
+        time.sleep(3)
+        killed_at = len(jsonl.read_text().splitlines())
+        os.kill(pid, signal.SIGKILL)
+        rest = proc.stderr.read()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest[-3000:]
+    assert "inference worker died" in rest and "restarted" in rest
+    assert "inference worker back" in rest
+    assert len(jsonl.read_text().splitlines()) > killed_at + 3  # results resumed
+    assert not processes_mentioning("fnac-ipc-")
