@@ -144,7 +144,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     sinks = Sinks(args.jsonl, args.out)
-    latencies: deque[float] = deque(maxlen=300)
+    latencies: deque[float] = deque(maxlen=300)  # the rolling status line's window
+    all_latencies: list[float] = []
     times: deque[float] = deque(maxlen=60)
     processed, dropped, start = 0, 0, time.monotonic()
     try:
@@ -185,6 +186,7 @@ def run_command(args: argparse.Namespace) -> int:
             now = time.monotonic()
             processed, dropped = msg.meta["processed"], msg.meta["dropped"]
             latencies.append(now - msg.stamps["capture"])
+            all_latencies.append(latencies[-1])
             times.append(now)
             sinks.write(
                 {**msg.meta, "frame": msg.seq}, msg.stamps, msg.arrays["map"], msg.arrays["image"]
@@ -207,11 +209,12 @@ def run_command(args: argparse.Namespace) -> int:
         shutil.rmtree(folder, ignore_errors=True)
         for s, handler in previous.items():
             signal.signal(s, handler)
-    print(
-        f"\nprocessed {processed} frames in {time.monotonic() - start:.1f} s, "
-        f"dropped {dropped} stale frames",
-        file=sys.stderr,
-    )
+    elapsed = time.monotonic() - start
+    summary = f"\nprocessed {processed} frames in {elapsed:.1f} s ({processed / elapsed:.1f} fps)"
+    if all_latencies:
+        p50, p95, p99 = (1000 * np.percentile(all_latencies, q) for q in (50, 95, 99))
+        summary += f", capture->result latency p50 {p50:.0f} / p95 {p95:.0f} / p99 {p99:.0f} ms"
+    print(f"{summary}, dropped {dropped} stale frames", file=sys.stderr)
     for target in (args.jsonl, args.out):
         if target:
             print(f"wrote {target}")
