@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--source",
         required=True,
-        help="camera index, URL, video file, 'synthetic', or mic:NAME for audio",
+        help="camera index, URL, video file with an audio track, or 'synthetic'",
     )
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--sample-rate", type=int, default=None)
@@ -109,9 +109,12 @@ def run_command(args: argparse.Namespace) -> int:
     from realtime.workers import Supervisor, capture_main, inference_main
 
     load_checkpoint(args.checkpoint, sample_rate=args.sample_rate)  # fail early, clearly
-    open_source(args.source, realtime=False).close() if not args.source.startswith(
-        "mic"
-    ) else None  # the source must open here too: a clear error instead of a dying worker
+    if args.source.startswith("mic"):
+        raise SourceError(
+            "a microphone alone gives no picture; pairing a camera with a "
+            "microphone is not in fnac run yet: use a video file or 'synthetic'"
+        )
+    open_source(args.source, realtime=False).close()  # open it here first: a clear error
     folder = private_dir()
     ends = {k: ipc_endpoint(folder, k) for k in ("frames", "results", "status")}
     context = zmq.Context()

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
-TESTSET_KINDS = ("auto", "vggss", "flickr", "duet", "silent", "video")
+TESTSET_KINDS = ("auto", "vggss", "flickr", "duet", "video")
 
 
 class DatasetError(ValueError):
