@@ -32,6 +32,22 @@ def processes_mentioning(marker: str) -> list[str]:
     return found
 
 
+def run_command(checkpoint, source: str, seconds: float, *extra) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "fnac.cli",
+        "run",
+        "--source",
+        source,
+        "--checkpoint",
+        str(checkpoint),
+        "--seconds",
+        str(seconds),
+        *map(str, extra),
+    ]
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
@@ -42,22 +58,7 @@ def checkpoint(tmp_path_factory):
 
 def test_run_on_the_synthetic_stream_writes_results_and_cleans_up(checkpoint, tmp_path):
     jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
-    cmd = [
-        sys.executable,
-        "-m",
-        "fnac.cli",
-        "run",
-        "--source",
-        "synthetic",
-        "--checkpoint",
-        str(checkpoint),
-        "--seconds",
-        "6",
-        "--jsonl",
-        str(jsonl),
-        "--out",
-        str(video),
-    ]
+    cmd = run_command(checkpoint, "synthetic", 6, "--jsonl", jsonl, "--out", video)
     result = subprocess.run(
         cmd,
         capture_output=True,
@@ -82,18 +83,7 @@ def test_run_on_the_synthetic_stream_writes_results_and_cleans_up(checkpoint, tm
 
 
 def test_run_with_a_bad_source_fails_clearly(checkpoint, tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "fnac.cli",
-        "run",
-        "--source",
-        "nowhere.mp4",
-        "--checkpoint",
-        str(checkpoint),
-        "--seconds",
-        "1",
-    ]
+    cmd = run_command(checkpoint, "nowhere.mp4", 1)
     result = subprocess.run(
         cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}
     )
@@ -106,20 +96,7 @@ def test_a_killed_inference_worker_is_restarted_and_results_resume(checkpoint, t
     import signal
 
     jsonl = tmp_path / "out.jsonl"
-    cmd = [
-        sys.executable,
-        "-m",
-        "fnac.cli",
-        "run",
-        "--source",
-        "synthetic",
-        "--checkpoint",
-        str(checkpoint),
-        "--seconds",
-        "16",
-        "--jsonl",
-        str(jsonl),
-    ]
+    cmd = run_command(checkpoint, "synthetic", 16, "--jsonl", jsonl)
     proc = subprocess.Popen(
         cmd,
         stderr=subprocess.PIPE,
