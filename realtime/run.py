@@ -100,13 +100,93 @@ class Sinks:
             self.writer.release()
 
 
-def run_command(args: argparse.Namespace) -> int:
-    import zmq
+class LivePipeline:
+    """The capture and inference workers under a supervisor, seen from the process that reads
+    their results. Use as a context manager: the workers stop and the ipc folder goes on exit."""
 
+    def __init__(
+        self,
+        source: str,
+        checkpoint: str,
+        backend: str = "cpu",
+        sample_rate: int | None = None,
+        realtime: bool = True,
+        audio_rate: float = 10.0,
+        say=None,
+    ) -> None:
+        import zmq
+
+        from realtime.transport import Channel, ipc_endpoint, private_dir
+        from realtime.workers import Supervisor, capture_main, inference_main
+
+        self.say = say or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.folder = private_dir()
+        ends = {k: ipc_endpoint(self.folder, k) for k in ("frames", "results", "status")}
+        self.context = zmq.Context()
+        self.status = Channel(self.context, zmq.PULL, ends["status"], bind=True)
+        self.results = Channel(self.context, zmq.SUB, ends["results"], bind=False, hwm=100)
+        inference = (
+            checkpoint,
+            backend,
+            sample_rate,
+            ends["frames"],
+            ends["results"],
+            ends["status"],
+            audio_rate,
+        )
+        capture = (source, realtime, {}, ends["frames"], ends["status"])
+        self.supervisor = Supervisor(
+            {"inference": (inference_main, inference), "capture": (capture_main, capture)}
+        )
+        self.engine = ""
+
+    def __enter__(self) -> LivePipeline:
+        from realtime.sources import SourceError
+
+        try:
+            self.supervisor.start("inference")
+            ready = self.status.recv(timeout_ms=120_000)
+            while ready is not None and not ready.meta.get("ready"):
+                ready = self.status.recv(timeout_ms=120_000)
+            if ready is None:
+                raise SourceError("the inference worker did not start within 2 minutes")
+            self.engine = ready.meta.get("engine", "")
+            self.say(f"engine: {self.engine} (inference worker pid {ready.meta.get('pid')})")
+            self.supervisor.start("capture")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def next(self, timeout_ms: int = 200):
+        """The next result or end-of-stream message, None when none came in time; restarts and
+        worker errors are reported through ``say`` on the way."""
+        for event in self.supervisor.check():
+            self.say(f"\n{event}")
+        for msg in self.status.drain():
+            if msg.meta.get("error"):
+                self.say(f"\n{msg.meta['worker']} worker: {msg.meta['error']}")
+            elif msg.meta.get("ready"):
+                self.say(f"\ninference worker back (pid {msg.meta.get('pid')})")
+        msg = self.results.recv(timeout_ms=timeout_ms)
+        if msg is None or msg.kind == "result":
+            return msg
+        return msg if msg.kind == "status" and msg.meta.get("end_of_stream") else None
+
+    def close(self) -> None:
+        self.supervisor.stop()
+        self.status.close()
+        self.results.close()
+        self.context.term()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_command(args: argparse.Namespace) -> int:
     from fnac.checkpoint import load_checkpoint
     from realtime.sources import SourceError, open_source
-    from realtime.transport import Channel, ipc_endpoint, private_dir
-    from realtime.workers import Supervisor, capture_main, inference_main
 
     load_checkpoint(args.checkpoint, sample_rate=args.sample_rate)  # fail early, clearly
     if args.source.startswith("mic"):
@@ -115,31 +195,6 @@ def run_command(args: argparse.Namespace) -> int:
             "microphone is not in fnac run yet: use a video file or 'synthetic'"
         )
     open_source(args.source, realtime=False).close()  # open it here first: a clear error
-    folder = private_dir()
-    ends = {k: ipc_endpoint(folder, k) for k in ("frames", "results", "status")}
-    context = zmq.Context()
-    status = Channel(context, zmq.PULL, ends["status"], bind=True)
-    results = Channel(context, zmq.SUB, ends["results"], bind=False, hwm=100)
-    supervisor = Supervisor(
-        {
-            "inference": (
-                inference_main,
-                (
-                    args.checkpoint,
-                    args.backend,
-                    args.sample_rate,
-                    ends["frames"],
-                    ends["results"],
-                    ends["status"],
-                    args.audio_rate,
-                ),
-            ),
-            "capture": (
-                capture_main,
-                (args.source, not args.fast, {}, ends["frames"], ends["status"]),
-            ),
-        }
-    )
     stopping = {"flag": False}
 
     def stop(*_):
@@ -152,64 +207,45 @@ def run_command(args: argparse.Namespace) -> int:
     times: deque[float] = deque(maxlen=60)
     processed, dropped, start = 0, 0, time.monotonic()
     try:
-        supervisor.start("inference")
-        ready = status.recv(timeout_ms=120_000)
-        while ready is not None and not ready.meta.get("ready"):
-            ready = status.recv(timeout_ms=120_000)
-        if ready is None:
-            raise SourceError("the inference worker did not start within 2 minutes")
-        print(
-            f"engine: {ready.meta.get('engine')} (inference worker pid {ready.meta.get('pid')})",
-            file=sys.stderr,
-            flush=True,
-        )
-        supervisor.start("capture")
-        start = time.monotonic()
-        while not stopping["flag"]:
-            if args.seconds is not None and time.monotonic() - start >= args.seconds:
-                break
-            for event in supervisor.check():
-                print(f"\n{event}", file=sys.stderr, flush=True)
-            for msg in status.drain():
-                if msg.meta.get("error"):
-                    print(f"\n{msg.meta['worker']} worker: {msg.meta['error']}", file=sys.stderr)
-                elif msg.meta.get("ready"):
-                    print(
-                        f"\ninference worker back (pid {msg.meta.get('pid')})",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-            msg = results.recv(timeout_ms=200)
-            if msg is None:
-                continue
-            if msg.kind == "status" and msg.meta.get("end_of_stream"):
-                break
-            if msg.kind != "result":
-                continue
-            now = time.monotonic()
-            processed, dropped = msg.meta["processed"], msg.meta["dropped"]
-            latencies.append(now - msg.stamps["capture"])
-            all_latencies.append(latencies[-1])
-            times.append(now)
-            sinks.write(
-                {**msg.meta, "frame": msg.seq}, msg.stamps, msg.arrays["map"], msg.arrays["image"]
-            )
-            fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-            p50 = 1000 * float(np.median(latencies))
-            print(
-                f"\r{fps:5.1f} fps  latency p50 {p50:6.1f} ms  dropped {dropped}  "
-                f"frames {processed}",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
+        with LivePipeline(
+            args.source,
+            args.checkpoint,
+            args.backend,
+            args.sample_rate,
+            not args.fast,
+            args.audio_rate,
+        ) as pipeline:
+            start = time.monotonic()
+            while not stopping["flag"]:
+                if args.seconds is not None and time.monotonic() - start >= args.seconds:
+                    break
+                msg = pipeline.next()
+                if msg is None:
+                    continue
+                if msg.kind == "status":  # end of stream
+                    break
+                now = time.monotonic()
+                processed, dropped = msg.meta["processed"], msg.meta["dropped"]
+                latencies.append(now - msg.stamps["capture"])
+                all_latencies.append(latencies[-1])
+                times.append(now)
+                sinks.write(
+                    {**msg.meta, "frame": msg.seq},
+                    msg.stamps,
+                    msg.arrays["map"],
+                    msg.arrays["image"],
+                )
+                fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+                p50 = 1000 * float(np.median(latencies))
+                print(
+                    f"\r{fps:5.1f} fps  latency p50 {p50:6.1f} ms  dropped {dropped}  "
+                    f"frames {processed}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
-        supervisor.stop()
         sinks.close()
-        status.close()
-        results.close()
-        context.term()
-        shutil.rmtree(folder, ignore_errors=True)
         for s, handler in previous.items():
             signal.signal(s, handler)
     elapsed = time.monotonic() - start
