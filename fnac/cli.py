@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "train.demo",
     "realtime.commands",
     "realtime.run",
+    "realtime.bench",
 )
 
 

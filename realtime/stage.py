@@ -64,6 +64,13 @@ class InferenceStage:
         self.embedding_pts = -np.inf
         self.audio_encodes = 0
 
+    def warm_up(self, runs: int = 2) -> None:
+        """Run both encoders on blank input (first calls compile, allocate, tune)."""
+        size = self.image.size
+        for _ in range(runs):
+            self.engine.encode_image(torch.zeros(1, 3, size, size))
+            self.engine.encode_audio(torch.zeros(1, 1, self.audio.n_freq, self.audio.n_frames()))
+
     def add_audio(self, packet: AudioPacket) -> None:
         """Resample a block to the model's rate and append it to the ring."""
         if self.resampler is None or packet.rate != self.source_rate:

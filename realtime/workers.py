@@ -109,6 +109,7 @@ def inference_main(
         checkpoint=checkpoint,
     )
     stage = InferenceStage(engine, info.audio, info.image, audio_rate_hz)
+    stage.warm_up()  # compile / allocate before the first real frame, not during it
     context = zmq.Context()
     inbox = Channel(context, zmq.PULL, in_endpoint, bind=True, hwm=10000)
     outbox = Channel(context, zmq.PUB, out_endpoint, bind=True, hwm=100)

@@ -125,3 +125,35 @@ def test_a_killed_inference_worker_is_restarted_and_results_resume(checkpoint, t
     assert "inference worker back" in rest
     assert len(jsonl.read_text().splitlines()) > killed_at + 3  # results resumed
     assert not processes_mentioning("fnac-ipc-")
+
+
+def test_bench_reports_every_variant(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "fnac.cli",
+        "bench",
+        "--seconds",
+        "1",
+        "--backends",
+        "cpu",
+        "--json",
+        str(out),
+    ]
+    result = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    for r in (report["reference"], report["backends"]["cpu"]):
+        assert r["fps"] > 0 and r["throughput_fps"] > 0 and r["dropped"] >= 0
+        assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
+        assert set(r["stages_ms"]) >= {"audio", "preprocess", "infer", "result"}
+    assert report["backends"]["cpu"]["speedup"] > 0
+    assert "reference" in result.stdout and "capacity fps" in result.stdout

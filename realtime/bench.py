@@ -1,0 +1,257 @@
+"""``fnac bench``: every backend against a naive reference on the same synthetic 640x480 stream.
+
+For each variant, (a) live: the source paced at 30 fps for ``--seconds``, newest frame wins:
+processed fps, frames dropped as stale, capture->result latency percentiles and per-stage times;
+(b) capacity: the source unpaced, every frame processed: frames per second. The backends run in
+the real pipeline (capture and inference workers over ZeroMQ) for (a) and in one process for (b).
+The reference is what a first implementation does: one process, float32 eager, both encoders
+recomputed on every frame, the scipy spectrogram and the PIL resize. Rates such as the audio
+embedding's are counted in stream time, so both runs do the same work per second of stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from realtime.stage import InferenceStage
+
+STREAM = {"size": (640, 480), "fps": 30.0, "sample_rate": 16000}
+STAGES = ("audio", "preprocess", "infer", "result")
+
+
+class NaiveStage(InferenceStage):
+    """The reference: eager, audio embedding on every frame, scipy spectrogram, PIL resize."""
+
+    def __init__(self, engine, audio, image) -> None:
+        super().__init__(engine, audio, image, audio_rate_hz=1e9, resize="reference")
+
+    def _audio_embedding(self, window: np.ndarray, pts: float) -> bool:
+        import scipy.signal
+
+        _, _, psd = scipy.signal.spectrogram(
+            window, self.audio.sample_rate, nperseg=self.audio.nperseg, noverlap=self.audio.noverlap
+        )
+        spec = torch.from_numpy(np.log(psd + self.audio.log_eps) / self.audio.norm_std).float()
+        self.embedding = self.engine.encode_audio(spec[None, None])
+        self.audio_encodes += 1
+        return True
+
+
+def _summary(
+    latencies: list[float],
+    stamps: list[dict[str, float]],
+    processed: int,
+    dropped: int,
+    seconds: float,
+) -> dict[str, Any]:
+    lat = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
+    stages = {}
+    previous = "start"
+    for name in STAGES:
+        stages[name] = (
+            float(np.mean([s[name] - s[previous] for s in stamps])) * 1000 if stamps else 0.0
+        )
+        previous = name
+    stages["wait"] = (
+        float(np.mean([s["start"] - s["capture"] for s in stamps])) * 1000 if stamps else 0.0
+    )
+    return {
+        "fps": processed / seconds,
+        "dropped": dropped,
+        "latency_ms": {f"p{q}": float(np.percentile(lat, q)) for q in (50, 95, 99)},
+        "stages_ms": {k: round(v, 2) for k, v in stages.items()},
+    }
+
+
+def _source(realtime: bool, seconds: float | None):
+    from realtime.sources import SyntheticSource
+
+    return SyntheticSource(
+        size=STREAM["size"],
+        fps=STREAM["fps"],
+        sample_rate=STREAM["sample_rate"],
+        seconds=seconds,
+        realtime=realtime,
+    )
+
+
+def capacity(stage: InferenceStage, seconds: float) -> float:
+    """Frames per second when every frame of an unpaced stream is processed."""
+    from realtime.sources import AudioPacket
+
+    frames, start = 0, time.monotonic()
+    with _source(False, None) as source:
+        for packet in source:
+            if isinstance(packet, AudioPacket):
+                stage.add_audio(packet)
+                continue
+            stage.process(packet)
+            frames += 1
+            if time.monotonic() - start >= seconds:
+                break
+    return frames / (time.monotonic() - start)
+
+
+def live_in_process(stage: InferenceStage, seconds: float) -> dict[str, Any]:
+    """The reference's live run: a capture thread, the newest frame processed in this process."""
+    from realtime.sources import AudioPacket
+
+    audio: queue.Queue = queue.Queue()
+    latest: dict[str, Any] = {"frame": None, "dropped": 0}
+    lock = threading.Lock()
+    source = _source(True, seconds + 1)
+
+    def capture() -> None:
+        for packet in source:
+            if isinstance(packet, AudioPacket):
+                audio.put(packet)
+            else:
+                with lock:
+                    latest["dropped"] += latest["frame"] is not None
+                    latest["frame"] = packet
+
+    thread = threading.Thread(target=capture, daemon=True)
+    thread.start()
+    latencies, stamps, processed, start = [], [], 0, time.monotonic()
+    while time.monotonic() - start < seconds:
+        while not audio.empty():
+            stage.add_audio(audio.get())
+        with lock:
+            frame, latest["frame"] = latest["frame"], None
+        if frame is None:
+            time.sleep(0.002)
+            continue
+        result = stage.process(frame)
+        latencies.append(time.monotonic() - frame.t)
+        stamps.append(result.stamps)
+        processed += 1
+    source.close()
+    thread.join(2)
+    return _summary(latencies, stamps, processed, latest["dropped"], seconds)
+
+
+def live_pipeline(checkpoint: str, backend: str, seconds: float) -> dict[str, Any]:
+    """A backend's live run through the real multi-process pipeline."""
+    from realtime.run import LivePipeline
+
+    latencies, stamps, dropped = [], [], 0
+    with LivePipeline("synthetic", checkpoint, backend, say=lambda text: None) as pipeline:
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            msg = pipeline.next(timeout_ms=100)
+            if msg is None or msg.kind != "result":
+                continue
+            latencies.append(time.monotonic() - msg.stamps["capture"])
+            stamps.append(msg.stamps)
+            dropped = msg.meta["dropped"]
+    return _summary(latencies, stamps, len(latencies), dropped, seconds)
+
+
+def available_backends() -> list[str]:
+    names = ["eager", "cpu", "compile"]
+    try:
+        import torch_tensorrt  # noqa: F401
+
+        if torch.cuda.is_available():
+            names.append("tensorrt")
+    except ImportError:
+        pass
+    return names
+
+
+def bench(checkpoint: str | None, backends: list[str], seconds: float) -> dict[str, Any]:
+    from fnac.checkpoint import load_checkpoint, save_checkpoint
+    from fnac.config import AudioConfig
+    from fnac.model import FNAC
+    from realtime.engines import Engine, make_engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if checkpoint is None:  # timings do not depend on the weights
+            checkpoint = str(Path(tmp) / "random.pth")
+            save_checkpoint(checkpoint, FNAC(), AudioConfig(sample_rate=STREAM["sample_rate"]))
+        model = load_checkpoint(checkpoint)
+        info = model.info
+        reference = NaiveStage(Engine(model), info.audio, info.image)
+        reference.warm_up()
+        report: dict[str, Any] = {
+            "stream": {**STREAM, "size": list(STREAM["size"])},
+            "seconds": seconds,
+            "reference": live_in_process(reference, seconds),
+        }
+        report["reference"]["throughput_fps"] = capacity(reference, seconds)
+        report["backends"] = {}
+        for name in backends:
+            engine = make_engine(
+                name,
+                load_checkpoint(checkpoint),
+                image_size=info.image.size,
+                spec_frames=info.audio.n_frames(),
+                checkpoint=checkpoint,
+            )
+            stage = InferenceStage(engine, info.audio, info.image)
+            stage.warm_up()
+            result = live_pipeline(checkpoint, name, seconds)
+            result["throughput_fps"] = capacity(stage, seconds)
+            result["speedup"] = result["throughput_fps"] / report["reference"]["throughput_fps"]
+            result["engine"] = engine.describe()
+            report["backends"][name] = result
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = [
+        ("variant", "live fps", "dropped", "p50 ms", "p95 ms", "p99 ms", "capacity fps", "speedup")
+    ]
+    for name, r in [("reference", report["reference"]), *report["backends"].items()]:
+        lat = r["latency_ms"]
+        rows.append(
+            (
+                name,
+                f"{r['fps']:.1f}",
+                str(r["dropped"]),
+                f"{lat['p50']:.0f}",
+                f"{lat['p95']:.0f}",
+                f"{lat['p99']:.0f}",
+                f"{r['throughput_fps']:.1f}",
+                f"{r.get('speedup', 1.0):.2f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="live and capacity figures of every backend vs a reference",
+        description=__doc__,
+    )
+    p.add_argument("--seconds", type=float, default=10.0, help="per run (live and capacity)")
+    p.add_argument("--json", dest="json_out", default=None)
+    p.add_argument("--checkpoint", default=None, help="default: a random 224-px FNAC")
+    p.add_argument(
+        "--backends", default=None, help="comma-separated (default: every available one)"
+    )
+    p.set_defaults(func=bench_command)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    backends = args.backends.split(",") if args.backends else available_backends()
+    report = bench(args.checkpoint, backends, args.seconds)
+    print(table(report))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json_out}")
+    return 0
