@@ -164,6 +164,8 @@ class LivePipeline:
         for event in self.supervisor.check():
             self.say(f"\n{event}")
         for msg in self.status.drain():
+            if msg.meta.get("worker"):
+                self.supervisor.beat(msg.meta["worker"])
             if msg.meta.get("error"):
                 self.say(f"\n{msg.meta['worker']} worker: {msg.meta['error']}")
             elif msg.meta.get("ready"):

@@ -201,12 +201,17 @@ def inference_main(
 
 @dataclass
 class Supervisor:
-    """Starts the workers, restarts a dead one, stops them all."""
+    """Starts the workers, restarts one that dies or whose heartbeats stop, stops them all.
+
+    A worker's heartbeat clock starts with its first heartbeat, so loading a model or compiling
+    an engine before that never counts as a stall."""
 
     specs: dict[str, tuple[Any, tuple]]  # name -> (target, args)
+    stall_s: float = 5.0  # no heartbeat for this long: the worker is hung
     processes: dict[str, mp.Process] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
+    beats: dict[str, float] = field(default_factory=dict)  # name -> last heartbeat (monotonic)
 
     def __post_init__(self) -> None:
         self.context = mp.get_context("spawn")
@@ -216,26 +221,43 @@ class Supervisor:
         proc = self.context.Process(target=target, args=args, name=f"fnac-{name}", daemon=True)
         proc.start()
         self.processes[name] = proc
+        self.beats.pop(name, None)
 
     def start_all(self) -> None:
         for name in self.specs:
             self.start(name)
 
+    def beat(self, name: str) -> None:
+        """Record a heartbeat (or any sign of life) from worker ``name``."""
+        if name in self.processes:
+            self.beats[name] = time.monotonic()
+
+    def _restart(self, name: str, why: str) -> str:
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        event = f"{name} worker {why}; restarted ({self.restarts[name]})"
+        log.warning(event)
+        self.start(name)
+        return event
+
     def check(self) -> list[str]:
-        """Restart workers that died (not those that finished cleanly); returns what happened."""
+        """Restart workers that died (not those that finished cleanly) or stalled; returns what
+        happened."""
         events = []
-        for name, proc in self.processes.items():
-            if proc.is_alive() or name in self.finished:
+        now = time.monotonic()
+        for name, proc in list(self.processes.items()):
+            if name in self.finished:
+                continue
+            if proc.is_alive():
+                last = self.beats.get(name)
+                if last is not None and now - last > self.stall_s:
+                    proc.kill()
+                    proc.join(2.0)
+                    events.append(self._restart(name, f"sent no heartbeat for {now - last:.1f} s"))
                 continue
             if proc.exitcode == 0:
                 self.finished.add(name)
                 continue
-            self.restarts[name] = self.restarts.get(name, 0) + 1
-            events.append(
-                f"{name} worker died (exit code {proc.exitcode}); restarted ({self.restarts[name]})"
-            )
-            log.warning(events[-1])
-            self.start(name)
+            events.append(self._restart(name, f"died (exit code {proc.exitcode})"))
         return events
 
     def stop(self, timeout: float = 3.0) -> None:

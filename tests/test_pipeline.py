@@ -157,3 +157,37 @@ def test_bench_reports_every_variant(tmp_path):
         assert set(r["stages_ms"]) >= {"audio", "preprocess", "infer", "result"}
     assert report["backends"]["cpu"]["speedup"] > 0
     assert "reference" in result.stdout and "capacity fps" in result.stdout
+
+
+def test_a_hung_inference_worker_is_detected_by_its_heartbeats(checkpoint, tmp_path):
+    import re
+    import signal
+
+    jsonl = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        run_command(checkpoint, "synthetic", 24, "--jsonl", jsonl),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        pid = None
+        for line in proc.stderr:
+            match = re.search(r"inference worker pid (\d+)", line)
+            if match:
+                pid = int(match.group(1))
+                break
+        assert pid, "the run never reported its inference worker"
+        time.sleep(2)
+        os.kill(pid, signal.SIGSTOP)  # alive but hung: only the missing heartbeats tell
+        hung_at = len(jsonl.read_text().splitlines())
+        rest = proc.stderr.read()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest[-3000:]
+    assert "inference worker sent no heartbeat" in rest and "inference worker back" in rest
+    assert len(jsonl.read_text().splitlines()) > hung_at + 3
+    assert not processes_mentioning("fnac-ipc-")
