@@ -48,6 +48,25 @@ def run_command(checkpoint, source: str, seconds: float, *extra) -> list[str]:
     ]
 
 
+def start_run_and_find_worker(cmd: list[str]) -> tuple[subprocess.Popen, int]:
+    """Start ``fnac run`` and read its stderr until it names its inference worker's pid."""
+    import re
+
+    proc = subprocess.Popen(
+        cmd,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    for line in proc.stderr:
+        match = re.search(r"inference worker pid (\d+)", line)
+        if match:
+            return proc, int(match.group(1))
+    proc.kill()
+    raise AssertionError("the run never reported its inference worker")
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
@@ -92,26 +111,12 @@ def test_run_with_a_bad_source_fails_clearly(checkpoint, tmp_path):
 
 
 def test_a_killed_inference_worker_is_restarted_and_results_resume(checkpoint, tmp_path):
-    import re
     import signal
 
     jsonl = tmp_path / "out.jsonl"
     cmd = run_command(checkpoint, "synthetic", 16, "--jsonl", jsonl)
-    proc = subprocess.Popen(
-        cmd,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    proc, pid = start_run_and_find_worker(cmd)
     try:
-        pid = None
-        for line in proc.stderr:
-            match = re.search(r"inference worker pid (\d+)", line)
-            if match:
-                pid = int(match.group(1))
-                break
-        assert pid, "the run never reported its inference worker"
         time.sleep(3)
         killed_at = len(jsonl.read_text().splitlines())
         os.kill(pid, signal.SIGKILL)
@@ -160,25 +165,13 @@ def test_bench_reports_every_variant(tmp_path):
 
 
 def test_a_hung_inference_worker_is_detected_by_its_heartbeats(checkpoint, tmp_path):
-    import re
     import signal
 
     jsonl = tmp_path / "out.jsonl"
-    proc = subprocess.Popen(
-        run_command(checkpoint, "synthetic", 24, "--jsonl", jsonl),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+    proc, pid = start_run_and_find_worker(
+        run_command(checkpoint, "synthetic", 24, "--jsonl", jsonl)
     )
     try:
-        pid = None
-        for line in proc.stderr:
-            match = re.search(r"inference worker pid (\d+)", line)
-            if match:
-                pid = int(match.group(1))
-                break
-        assert pid, "the run never reported its inference worker"
         time.sleep(2)
         os.kill(pid, signal.SIGSTOP)  # alive but hung: only the missing heartbeats tell
         hung_at = len(jsonl.read_text().splitlines())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,15 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+@dataclass
+class Maps:
+    indices: list[int]  # entries that loaded
+    raw: torch.Tensor  # (N, h, w) raw maps
+    obj: torch.Tensor | None  # (N, 224, 224) object maps, when an ImageNet model was given
+    frames: torch.Tensor | None  # (N, 3, S, S), only when kept (overlays)
+    skipped: int
+
+
 @torch.no_grad()
 def raw_maps(
     model: FNAC,
@@ -57,11 +67,14 @@ def raw_maps(
     image: ImageConfig,
     batch: int = 16,
     workers: int = 0,
-) -> tuple[list[int], torch.Tensor, torch.Tensor, int]:
-    """-> (entry indices that loaded, raw maps (N, h, w), frames (N, 3, S, S), skipped count)."""
+    obj_model: torch.nn.Module | None = None,
+    keep_frames: bool = False,
+) -> Maps:
+    """The raw maps of every entry that loads, and per batch the object maps; frames are kept
+    only when asked (a VGG-SS test set's frames alone take about 3 GB)."""
     model.eval()
     device = _device(model)
-    indices, maps, frames, skipped = [], [], [], 0
+    indices, maps, objs, frames, skipped = [], [], [], [], 0
     for b in _loader(entries, audio, image, batch, workers):
         skipped += b["skipped"]
         if "frame" not in b:
@@ -69,11 +82,18 @@ def raw_maps(
         v = model.encode_image(b["frame"].to(device))
         a = model.encode_audio(b["spec"].to(device))
         maps.append(model.localize(v, a).float().cpu())
-        frames.append(b["frame"])
+        if obj_model is not None:
+            objs.append(object_maps(obj_model, b["frame"]))
+        if keep_frames:
+            frames.append(b["frame"])
         indices += list(b["index"])
-    if not maps:
-        return [], torch.empty(0), torch.empty(0), skipped
-    return indices, torch.cat(maps), torch.cat(frames), skipped
+    return Maps(
+        indices,
+        torch.cat(maps) if maps else torch.empty(0),
+        torch.cat(objs) if objs else None,
+        torch.cat(frames) if frames else None,
+        skipped,
+    )
 
 
 @torch.no_grad()
@@ -94,7 +114,8 @@ def evaluate_av(
     model: FNAC, testset: TestSet, audio: AudioConfig, image: ImageConfig
 ) -> dict[str, float]:
     """Headline figures (AV map, bicubic): ``ciou@0.5``, ``ciou@0.3``, ``auc``, ``mean_ciou``."""
-    indices, maps, _, _ = raw_maps(model, testset.entries, audio, image)
+    result = raw_maps(model, testset.entries, audio, image)
+    indices, maps = result.indices, result.raw
     if not indices:
         raise ValueError(f"no sample of {testset.root} could be loaded")
     heat = heatmap(maps, (EVAL_SIZE, EVAL_SIZE)).numpy()
@@ -119,11 +140,21 @@ def evaluate(
     """The full protocol on one test set; returns a JSON-ready report."""
     if testset.kind == "duet":
         return evaluate_duet(model, testset, audio, image, batch, workers)
-    indices, maps, frames, skipped = raw_maps(model, testset.entries, audio, image, batch, workers)
+    found = raw_maps(
+        model,
+        testset.entries,
+        audio,
+        image,
+        batch,
+        workers,
+        obj_model,
+        keep_frames=overlays is not None,
+    )
+    indices, maps, frames, skipped = found.indices, found.raw, found.frames, found.skipped
     if not indices:
         raise ValueError(f"no sample of {testset.root} could be loaded")
     gts = [ground_truth(testset.entries[i], testset.kind, EVAL_SIZE) for i in indices]
-    obj = object_maps(obj_model, frames).numpy() if obj_model is not None else None
+    obj = found.obj.numpy() if found.obj is not None else None
     report: dict[str, Any] = {
         "testset": testset.kind,
         "root": str(testset.root),
@@ -174,7 +205,8 @@ def evaluate_silent(
     workers: int,
 ) -> dict[str, Any]:
     """Sounding vs non-sounding pairs (SLAVC protocol): AP and max-F1 of the map confidence."""
-    _, silent_maps, _, skipped = raw_maps(model, testset.silent, audio, image, batch, workers)
+    silent = raw_maps(model, testset.silent, audio, image, batch, workers)
+    silent_maps, skipped = silent.raw, silent.skipped
     scores = [sounding_confidence(m) for m in sounding_maps.numpy()]
     scores += [sounding_confidence(m) for m in silent_maps.numpy()]
     labels = [True] * len(sounding_maps) + [False] * len(silent_maps)
@@ -201,7 +233,8 @@ def evaluate_duet(
             Entry(e.id, e.image, e.sources[k]["audio"], boxes=e.sources[k]["boxes"])
             for e in testset.entries
         ]
-        indices, maps, _, _ = raw_maps(model, entries, audio, image, batch, workers)
+        found = raw_maps(model, entries, audio, image, batch, workers)
+        indices, maps = found.indices, found.raw
         heat = heatmap(maps, (EVAL_SIZE, EVAL_SIZE)).numpy()
         per_source.append(dict(zip(indices, heat, strict=True)))
     scores, ids = [], []
