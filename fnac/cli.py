@@ -19,10 +19,12 @@ COMMAND_MODULES = (
     "train.commands",
     "train.throughput",
     "train.experiment",
-    "train.demo",
+    "train.tour",
     "realtime.commands",
     "realtime.run",
     "realtime.bench",
+    "gui.live",
+    "gui.demo",
 )
 
 
@@ -45,9 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    from fnac.checkpoint import CheckpointError
-
-    return (UsageError, CheckpointError, FileNotFoundError, NotADirectoryError, ValueError)
+    # CheckpointError, SourceError, DatasetError, ... are ValueErrors.
+    return (UsageError, FileNotFoundError, NotADirectoryError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,3 +142,17 @@ def max_f1(scores: Sequence[float], labels: Sequence[bool]) -> float:
     precision, recall = _pr_points(scores, labels)
     f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall + 1e-12), 0)
     return float(f1.max())
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two [x0, y0, x1, y1] boxes (x1, y1 exclusive)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def point_in_box(point: Sequence[float], box: Sequence[float]) -> bool:
+    """Whether the (x, y) point lies in the [x0, y0, x1, y1] box (x1, y1 exclusive)."""
+    return box[0] <= point[0] < box[2] and box[1] <= point[1] < box[3]

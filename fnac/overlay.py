@@ -61,3 +61,20 @@ def draw_box(
     out[y0:y1, x0 : min(x0 + t, x1)] = color
     out[y0:y1, max(x1 - t, x0) : x1] = color
     return out
+
+
+def draw_marker(
+    rgb: np.ndarray,
+    point: tuple[int, int],
+    color=(255, 255, 255),
+    size: int = 8,
+    thickness: int = 2,
+) -> np.ndarray:
+    """Draw a + centred on ``point`` (x, y in pixels) on a copy of the frame."""
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    x, y = int(point[0]), int(point[1])
+    half = max(1, thickness // 2)
+    out[max(y - half, 0) : min(y + half + 1, h), max(x - size, 0) : min(x + size + 1, w)] = color
+    out[max(y - size, 0) : min(y + size + 1, h), max(x - half, 0) : min(x + half + 1, w)] = color
+    return out

@@ -18,33 +18,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from realtime.stage import InferenceStage
+if TYPE_CHECKING:
+    from realtime.stage import InferenceStage
 
 STREAM = {"size": (640, 480), "fps": 30.0, "sample_rate": 16000}
 STAGES = ("audio", "preprocess", "infer", "result")
-
-
-class NaiveStage(InferenceStage):
-    """The reference: eager, audio embedding on every frame, scipy spectrogram, PIL resize."""
-
-    def __init__(self, engine, audio, image) -> None:
-        super().__init__(engine, audio, image, audio_rate_hz=1e9, resize="reference")
-
-    def _audio_embedding(self, window: np.ndarray, pts: float) -> bool:
-        import scipy.signal
-
-        _, _, psd = scipy.signal.spectrogram(
-            window, self.audio.sample_rate, nperseg=self.audio.nperseg, noverlap=self.audio.noverlap
-        )
-        spec = torch.from_numpy(np.log(psd + self.audio.log_eps) / self.audio.norm_std).float()
-        self.embedding = self.engine.encode_audio(spec[None, None])
-        self.audio_encodes += 1
-        return True
 
 
 def _summary(
@@ -160,6 +142,7 @@ def live_pipeline(checkpoint: str, backend: str, seconds: float) -> dict[str, An
 def available_backends() -> list[str]:
     names = ["eager", "cpu", "compile"]
     try:
+        import torch
         import torch_tensorrt  # noqa: F401
 
         if torch.cuda.is_available():
@@ -174,6 +157,7 @@ def bench(checkpoint: str | None, backends: list[str], seconds: float) -> dict[s
     from fnac.config import AudioConfig
     from fnac.model import FNAC
     from realtime.engines import Engine, make_engine
+    from realtime.stage import InferenceStage, NaiveStage
 
     with tempfile.TemporaryDirectory() as tmp:
         if checkpoint is None:  # timings do not depend on the weights

@@ -43,25 +43,18 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def devices_command(args: argparse.Namespace) -> int:
-    from realtime.sources import input_devices, quiet_opencv
+    from realtime.sources import cameras, input_devices
 
-    cv2 = quiet_opencv()
     mics = input_devices()
-    print("microphones (--source mic:INDEX or mic:NAME):")
+    print("microphones (--source CAMERA+mic:INDEX or CAMERA+mic:NAME):")
     for d in mics:
         print(f"  {d['index']:3d}  {d['name']}  ({d['channels']} ch, {d['default_rate']:.0f} Hz)")
     if not mics:
         print("  none")
     print("cameras (--source INDEX):")
-    found = 0
-    for index in range(6):
-        capture = cv2.VideoCapture(index)
-        if capture.isOpened():
-            width = capture.get(cv2.CAP_PROP_FRAME_WIDTH)
-            height = capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
-            print(f"  {index:3d}  {width:.0f}x{height:.0f}")
-            found += 1
-        capture.release()
+    found = cameras()
+    for c in found:
+        print(f"  {c['index']:3d}  {c['width']}x{c['height']}")
     if not found:
         print("  none")
     return 0

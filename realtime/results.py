@@ -61,6 +61,26 @@ def hot_box(heat: np.ndarray, peak: tuple[int, int], level: float) -> tuple[int,
     return int(x0), int(y0), int(x0 + w), int(y0 + h)
 
 
+def upsample_heat(raw_map: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """Raw map (h, w) -> (H, W) heat in [0, 1] at the frame's (height, width): bicubic, then
+    min-max normalised, as the evaluation protocol draws it."""
+    cv2 = quiet_opencv()
+    height, width = frame_size
+    up = cv2.resize(np.asarray(raw_map, np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+    lo, hi = float(up.min()), float(up.max())
+    return ((up - lo) / (hi - lo) if hi > lo else np.zeros_like(up)).astype(np.float32)
+
+
+def spectrum_db(samples: np.ndarray, n_fft: int = 256) -> np.ndarray:
+    """Hann-windowed magnitude spectrum of the newest ``n_fft`` samples, in dB (n_fft/2 + 1,):
+    one column of the live window's scrolling spectrogram."""
+    block = np.zeros(n_fft, np.float32)
+    tail = np.asarray(samples, np.float32)[-n_fft:]
+    block[n_fft - tail.size :] = tail
+    magnitude = np.abs(np.fft.rfft(block * np.hanning(n_fft))) / (n_fft / 4)
+    return (20 * np.log10(np.maximum(magnitude, 1e-6))).astype(np.float32)
+
+
 def analyze(
     raw_map: np.ndarray,
     frame_size: tuple[int, int],
@@ -71,19 +91,15 @@ def analyze(
 ) -> Localization:
     """Raw map (h, w), the frame's (height, width), the audio window -> Localization."""
     settings = settings or ConfidenceSettings()
-    cv2 = quiet_opencv()
     raw = np.asarray(raw_map, dtype=np.float32)
-    height, width = frame_size
-    up = cv2.resize(raw, (width, height), interpolation=cv2.INTER_CUBIC)
-    lo, hi = float(up.min()), float(up.max())
-    heat = (up - lo) / (hi - lo) if hi > lo else np.zeros_like(up)
+    heat = upsample_heat(raw, frame_size)
     y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
     score = sounding_confidence(raw) * tau  # top quarter of the map, in cosine units
     recent = audio[-int(settings.recent_s * sample_rate) :] if audio.size else audio
     level = level_db(recent)
     conf = confidence(score, level, settings)
     return Localization(
-        heat.astype(np.float32),
+        heat,
         (int(x), int(y)),
         hot_box(heat, (int(x), int(y)), settings.box_level),
         score,

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from realtime.scoring import RunScore
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -28,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--source",
         required=True,
-        help="camera index, URL, video file with an audio track, or 'synthetic'",
+        help="camera index or URL (CAMERA+mic[:NAME] adds a microphone), a video file with "
+        "an audio track, or 'synthetic'",
     )
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--sample-rate", type=int, default=None)
@@ -68,19 +71,14 @@ class Sinks:
     def _frame(self, meta: dict[str, Any], raw: np.ndarray, image: np.ndarray) -> None:
         import cv2
 
-        from fnac.overlay import blend, draw_box
-        from realtime.results import analyze
+        from realtime.render import Style, annotate
 
         if self.writer is None:
             h, w = image.shape[:2]
             self.writer = cv2.VideoWriter(
                 self.video_path, cv2.VideoWriter_fourcc(*"mp4v"), 30, (w, h)
             )
-        heat = analyze(raw, image.shape[:2], np.zeros(0, np.float32), 16000, 1.0).heat
-        opacity = 0.15 + 0.45 * float(meta["confidence"])  # the overlay fades when nothing sounds
-        rgb = blend(image[:, :, ::-1], heat, opacity)
-        if meta["sounding"]:
-            rgb = draw_box(rgb, tuple(meta["box"]))
+        rgb = annotate(image[:, :, ::-1], raw, meta, Style())
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         cv2.putText(
             bgr,
@@ -100,6 +98,10 @@ class Sinks:
             self.writer.release()
 
 
+class PipelineError(RuntimeError, ValueError):
+    """The live pipeline could not start; the message says which worker and why."""
+
+
 class LivePipeline:
     """The capture and inference workers under a supervisor, seen from the process that reads
     their results. Use as a context manager: the workers stop and the ipc folder goes on exit."""
@@ -117,7 +119,7 @@ class LivePipeline:
         import zmq
 
         from realtime.transport import Channel, ipc_endpoint, private_dir
-        from realtime.workers import Supervisor, capture_main, inference_main
+        from realtime.workers import Supervisor, inference_main
 
         self.say = say or (lambda text: print(text, file=sys.stderr, flush=True))
         self.folder = private_dir()
@@ -134,24 +136,44 @@ class LivePipeline:
             ends["status"],
             audio_rate,
         )
-        capture = (source, realtime, {}, ends["frames"], ends["status"])
-        self.supervisor = Supervisor(
-            {"inference": (inference_main, inference), "capture": (capture_main, capture)}
-        )
+        self.capture = (source, realtime, ends["frames"], ends["status"])
+        self.supervisor = Supervisor({"inference": (inference_main, inference)})
         self.engine = ""
+        self.model: dict = {}  # what the inference worker says of its checkpoint
+
+    def _await_ready(self, timeout_s: float = 120.0):
+        """The inference worker's ready message; its start-up error, or its death, raised."""
+        deadline = time.monotonic() + timeout_s
+        worker = self.supervisor.processes["inference"]
+        while time.monotonic() < deadline:
+            msg = self.status.recv(timeout_ms=200)
+            if msg is not None and msg.meta.get("error"):
+                raise PipelineError(f"the inference worker could not start: {msg.meta['error']}")
+            if msg is not None and msg.meta.get("ready"):
+                return msg
+            if msg is None and not worker.is_alive():
+                raise PipelineError(
+                    f"the inference worker exited while starting (exit code {worker.exitcode})"
+                )
+        raise PipelineError(f"the inference worker did not start within {timeout_s:.0f} s")
 
     def __enter__(self) -> LivePipeline:
-        from realtime.sources import SourceError
+        from realtime.workers import capture_main
 
         try:
             self.supervisor.start("inference")
-            ready = self.status.recv(timeout_ms=120_000)
-            while ready is not None and not ready.meta.get("ready"):
-                ready = self.status.recv(timeout_ms=120_000)
-            if ready is None:
-                raise SourceError("the inference worker did not start within 2 minutes")
+            ready = self._await_ready()
             self.engine = ready.meta.get("engine", "")
+            self.model = {k: ready.meta.get(k) for k in ("sample_rate", "image_size", "tau")}
             self.say(f"engine: {self.engine} (inference worker pid {ready.meta.get('pid')})")
+            source, realtime, frames, status = self.capture
+            # The synthetic world sounds at the model's rate: its class identities depend on
+            # the rate, and this is the rate a checkpoint trained on the world has heard.
+            options = {"sample_rate": self.model["sample_rate"]} if source == "synthetic" else {}
+            self.supervisor.specs["capture"] = (
+                capture_main,
+                (source, realtime, options, frames, status),
+            )
             self.supervisor.start("capture")
         except BaseException:
             self.close()
@@ -186,6 +208,71 @@ class LivePipeline:
         self.close()
 
 
+def run_live(
+    pipeline: LivePipeline,
+    sinks: Sinks,
+    seconds: float | None = None,
+    status_line: bool = True,
+) -> dict[str, Any]:
+    """Read results until the source ends, ``seconds`` pass, or SIGINT / SIGTERM; write each to
+    the sinks; returns the run's summary (``realtime.scoring``: speed, and localization when the
+    source carries ground truth)."""
+    stopping = {"flag": False}
+
+    def stop(*_):
+        stopping["flag"] = True
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    score = RunScore()
+    latencies: deque[float] = deque(maxlen=300)  # the rolling status line's window
+    times: deque[float] = deque(maxlen=60)
+    start = time.monotonic()
+    try:
+        while not stopping["flag"]:
+            if seconds is not None and time.monotonic() - start >= seconds:
+                break
+            msg = pipeline.next()
+            if msg is None:
+                continue
+            if msg.kind == "status":  # end of stream
+                break
+            now = time.monotonic()
+            meta = {**msg.meta, "frame": msg.seq}
+            score.add(meta, now - msg.stamps["capture"])
+            latencies.append(now - msg.stamps["capture"])
+            times.append(now)
+            sinks.write(meta, msg.stamps, msg.arrays["map"], msg.arrays["image"])
+            if status_line:
+                fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+                print(
+                    f"\r{fps:5.1f} fps  latency p50 {1000 * np.median(latencies):6.1f} ms  "
+                    f"dropped {score.dropped}  frames {score.frames}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return score.summary(time.monotonic() - start)
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """One line for people: speed, and localization when it was scored."""
+    lat = summary["latency_ms"]
+    text = (
+        f"processed {summary['frames']} frames in {summary['seconds']:.1f} s "
+        f"({summary['fps']:.1f} fps), capture->result latency p50 {lat['p50']:.0f} / "
+        f"p95 {lat['p95']:.0f} / p99 {lat['p99']:.0f} ms, dropped {summary['dropped']} stale frames"
+    )
+    if summary["pointing_accuracy"] is not None:
+        text += (
+            f"; pointing accuracy {summary['pointing_accuracy']:.3f}, mean box IoU "
+            f"{summary['mean_box_iou']:.3f} over {summary['scored_frames']} sounding frames"
+        )
+    return text
+
+
 def run_command(args: argparse.Namespace) -> int:
     from fnac.checkpoint import load_checkpoint
     from realtime.sources import SourceError, open_source
@@ -193,21 +280,11 @@ def run_command(args: argparse.Namespace) -> int:
     load_checkpoint(args.checkpoint, sample_rate=args.sample_rate)  # fail early, clearly
     if args.source.startswith("mic"):
         raise SourceError(
-            "a microphone alone gives no picture; pairing a camera with a "
-            "microphone is not in fnac run yet: use a video file or 'synthetic'"
+            "a microphone alone gives no picture: pair it with a camera (--source 0+mic) "
+            "or use a video file or 'synthetic'"
         )
     open_source(args.source, realtime=False).close()  # open it here first: a clear error
-    stopping = {"flag": False}
-
-    def stop(*_):
-        stopping["flag"] = True
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     sinks = Sinks(args.jsonl, args.out)
-    latencies: deque[float] = deque(maxlen=300)  # the rolling status line's window
-    all_latencies: list[float] = []
-    times: deque[float] = deque(maxlen=60)
-    processed, dropped, start = 0, 0, time.monotonic()
     try:
         with LivePipeline(
             args.source,
@@ -217,45 +294,10 @@ def run_command(args: argparse.Namespace) -> int:
             not args.fast,
             args.audio_rate,
         ) as pipeline:
-            start = time.monotonic()
-            while not stopping["flag"]:
-                if args.seconds is not None and time.monotonic() - start >= args.seconds:
-                    break
-                msg = pipeline.next()
-                if msg is None:
-                    continue
-                if msg.kind == "status":  # end of stream
-                    break
-                now = time.monotonic()
-                processed, dropped = msg.meta["processed"], msg.meta["dropped"]
-                latencies.append(now - msg.stamps["capture"])
-                all_latencies.append(latencies[-1])
-                times.append(now)
-                sinks.write(
-                    {**msg.meta, "frame": msg.seq},
-                    msg.stamps,
-                    msg.arrays["map"],
-                    msg.arrays["image"],
-                )
-                fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-                p50 = 1000 * float(np.median(latencies))
-                print(
-                    f"\r{fps:5.1f} fps  latency p50 {p50:6.1f} ms  dropped {dropped}  "
-                    f"frames {processed}",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            summary = run_live(pipeline, sinks, args.seconds)
     finally:
         sinks.close()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    elapsed = time.monotonic() - start
-    summary = f"\nprocessed {processed} frames in {elapsed:.1f} s ({processed / elapsed:.1f} fps)"
-    if all_latencies:
-        p50, p95, p99 = (1000 * np.percentile(all_latencies, q) for q in (50, 95, 99))
-        summary += f", capture->result latency p50 {p50:.0f} / p95 {p95:.0f} / p99 {p99:.0f} ms"
-    print(f"{summary}, dropped {dropped} stale frames", file=sys.stderr)
+    print("\n" + describe(summary), file=sys.stderr)
     for target in (args.jsonl, args.out):
         if target:
             print(f"wrote {target}")

@@ -294,6 +294,20 @@ def input_devices() -> list[dict[str, Any]]:
     ]
 
 
+def cameras(max_index: int = 6) -> list[dict[str, Any]]:
+    """The camera indexes OpenCV can open, with their frame size."""
+    cv2 = quiet_opencv()
+    found = []
+    for index in range(max_index):
+        capture = cv2.VideoCapture(index)
+        if capture.isOpened():
+            width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+            height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            found.append({"index": index, "width": width, "height": height})
+        capture.release()
+    return found
+
+
 class MicrophoneSource(Source):
     """A microphone through sounddevice: PortAudio's callback copies each block into a queue
     with a sequence number and its capture time. PortAudio's stream clock is not the monotonic
@@ -373,13 +387,79 @@ class MicrophoneSource(Source):
         self.stream.close()
 
 
+class PairedSource(Source):
+    """Frames from one source and audio from another (a camera and a microphone), merged in
+    arrival order: only the first side's frames and the second side's audio. Each side is read
+    by its own thread into one queue; a failure on either side ends the pair with its error."""
+
+    _END = object()
+
+    def __init__(self, video: Source, audio: Source) -> None:
+        super().__init__(realtime=True)
+        self.sides = (video, audio)
+        self.queue: queue.Queue = queue.Queue(maxsize=1024)
+        self.threads = [
+            threading.Thread(target=self._pump, args=(side,), name=f"pair-{i}", daemon=True)
+            for i, side in enumerate(self.sides)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _pump(self, side: Source) -> None:
+        wanted = FramePacket if side is self.sides[0] else AudioPacket  # a file's own sound goes
+        try:
+            for packet in side:
+                if self.closed:
+                    return
+                if isinstance(packet, wanted):
+                    self.queue.put(packet)
+            self.queue.put(self._END)
+        except Exception as exc:  # handed to the consumer, which raises it
+            self.queue.put(exc)
+
+    def __iter__(self) -> Iterator[FramePacket | AudioPacket]:
+        while not self.closed:
+            try:
+                item = self.queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is self._END:
+                return  # either side ending ends the pair: no frames or no sound left
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        super().close()
+        for side in self.sides:
+            side.close()
+        for thread in self.threads:
+            thread.join(timeout=2.0)
+
+
+def _is_microphone(spec: str) -> bool:
+    return spec == "mic" or spec.startswith("mic:")
+
+
 def open_source(spec: str, realtime: bool = True, **options: Any) -> Source:
-    """A camera index (``"0"``), a stream URL, a video file, ``"synthetic"``, or a microphone:
-    ``"mic"`` (the default input), ``"mic:NAME"`` or ``"mic:INDEX"``."""
+    """A camera index (``"0"``), a stream URL, a video file, ``"synthetic"``, a microphone
+    (``"mic"``: the default input, ``"mic:NAME"`` or ``"mic:INDEX"``), or a picture source paired
+    with a microphone: ``"0+mic"``, ``"rtsp://cam/stream+mic:USB"``."""
     spec = str(spec).strip()
+    video, plus, audio = spec.rpartition("+")
+    if plus and _is_microphone(audio) and video:
+        picture = open_source(video, realtime=realtime)
+        if isinstance(picture, MicrophoneSource):
+            picture.close()
+            raise SourceError(f"{spec!r} pairs two microphones: put a camera, URL or file first")
+        try:
+            return PairedSource(picture, open_source(audio, **options))
+        except BaseException:
+            picture.close()
+            raise
     if spec == "synthetic":
         return SyntheticSource(realtime=realtime, **options)
-    if spec == "mic" or spec.startswith("mic:"):
+    if _is_microphone(spec):
         device = spec[4:] or None
         return MicrophoneSource(int(device) if device and device.isdigit() else device, **options)
     if spec.isdigit():
@@ -393,5 +473,5 @@ def open_source(spec: str, realtime: bool = True, **options: Any) -> Source:
         return FileSource(path, realtime=realtime)
     raise SourceError(
         f"cannot open source {spec!r}: not a camera index, a URL, an existing "
-        "video file or 'synthetic'"
+        "video file, 'synthetic', or CAMERA+mic[:NAME]"
     )

@@ -22,7 +22,7 @@ from fnac.image import preprocess_frames
 from realtime.audio_ring import AudioRing
 from realtime.engines import Engine
 from realtime.resample import StreamingResampler
-from realtime.results import ConfidenceSettings, Localization, analyze
+from realtime.results import ConfidenceSettings, Localization, analyze, spectrum_db
 from realtime.sources import AudioPacket, FramePacket
 
 
@@ -35,6 +35,7 @@ class Result:
     padded: bool  # fewer than window_s seconds of audio had arrived
     gap: bool  # the window holds zero-filled lost audio
     audio_fresh: bool  # the audio embedding was recomputed for this frame
+    spectrum: np.ndarray  # (F,) dB spectrum of the newest audio, for the live window's strip
     stamps: dict[str, float] = field(default_factory=dict)  # stage -> monotonic seconds
 
 
@@ -122,4 +123,25 @@ class InferenceStage:
             self.settings,
         )
         stamps["result"] = time.monotonic()
-        return Result(frame.index, frame.pts, raw, loc, window.padded, window.gap, fresh, stamps)
+        spectrum = spectrum_db(window.samples, n_fft=512)
+        return Result(
+            frame.index, frame.pts, raw, loc, window.padded, window.gap, fresh, spectrum, stamps
+        )
+
+
+class NaiveStage(InferenceStage):
+    """The reference: eager, audio embedding on every frame, scipy spectrogram, PIL resize."""
+
+    def __init__(self, engine, audio, image) -> None:
+        super().__init__(engine, audio, image, audio_rate_hz=1e9, resize="reference")
+
+    def _audio_embedding(self, window: np.ndarray, pts: float) -> bool:
+        import scipy.signal
+
+        _, _, psd = scipy.signal.spectrogram(
+            window, self.audio.sample_rate, nperseg=self.audio.nperseg, noverlap=self.audio.noverlap
+        )
+        spec = torch.from_numpy(np.log(psd + self.audio.log_eps) / self.audio.norm_std).float()
+        self.embedding = self.engine.encode_audio(spec[None, None])
+        self.audio_encodes += 1
+        return True

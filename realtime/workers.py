@@ -99,21 +99,28 @@ def inference_main(
     from realtime.sources import AudioPacket, FramePacket
     from realtime.stage import InferenceStage
 
-    model = load_checkpoint(checkpoint, sample_rate=sample_rate)
-    info = model.info
-    engine = make_engine(
-        backend,
-        model,
-        image_size=info.image.size,
-        spec_frames=info.audio.n_frames(),
-        checkpoint=checkpoint,
-    )
-    stage = InferenceStage(engine, info.audio, info.image, audio_rate_hz)
-    stage.warm_up()  # compile / allocate before the first real frame, not during it
     context = zmq.Context()
-    inbox = Channel(context, zmq.PULL, in_endpoint, bind=True, hwm=10000)
-    outbox = Channel(context, zmq.PUB, out_endpoint, bind=True, hwm=100)
     status = Channel(context, zmq.PUSH, status_endpoint, bind=False)
+    try:
+        model = load_checkpoint(checkpoint, sample_rate=sample_rate)
+        info = model.info
+        engine = make_engine(
+            backend,
+            model,
+            image_size=info.image.size,
+            spec_frames=info.audio.n_frames(),
+            checkpoint=checkpoint,
+        )
+        stage = InferenceStage(engine, info.audio, info.image, audio_rate_hz)
+        stage.warm_up()  # compile / allocate before the first real frame, not during it
+        inbox = Channel(context, zmq.PULL, in_endpoint, bind=True, hwm=10000)
+        outbox = Channel(context, zmq.PUB, out_endpoint, bind=True, hwm=100)
+    except Exception as exc:  # a bad checkpoint or backend: said once, clearly, then exit
+        status.send(Message("status", 0, meta={"worker": "inference", "error": str(exc)}))
+        time.sleep(0.2)  # let it leave
+        status.close()
+        context.term()
+        raise SystemExit(3) from exc
     dropped, processed, last_beat = 0, 0, 0.0
     status.send(
         Message(
@@ -124,6 +131,9 @@ def inference_main(
                 "ready": True,
                 "engine": engine.describe(),
                 "pid": os.getpid(),
+                "sample_rate": info.audio.sample_rate,
+                "image_size": info.image.size,
+                "tau": engine.tau,
             },
         )
     )
@@ -166,7 +176,11 @@ def inference_main(
                         "result",
                         result.frame,
                         stamps,
-                        {"map": result.raw_map.astype(np.float32), "image": frame.image},
+                        {
+                            "map": result.raw_map.astype(np.float32),
+                            "image": frame.image,
+                            "spectrum": result.spectrum,
+                        },
                         {
                             "pts": result.pts,
                             "peak": list(loc.peak),

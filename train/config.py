@@ -52,6 +52,9 @@ class TrainConfig:
     eval_every: int = opt(1, "evaluate every N epochs")
     tensorboard: bool = opt(True, "write TensorBoard scalars under OUT/tb")
     progress: bool = opt(True, "progress bar with the loss terms and samples/s")
+    compact_best: bool = opt(
+        False, "best.pth as float16 weights without optimizer state (the shipped demo's form)"
+    )
 
     def validate(self) -> TrainConfig:
         problems = []
@@ -87,6 +90,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "workers": 2,
         "init": "random",
         "dropout_img": 0.5,
+    },
+    # The checkpoint shipped in fnac/weights: random init (no ImageNet weights here), a small
+    # frame, a compact embedding, a higher learning rate to learn from scratch within about
+    # two hours on a 2-core CPU (README: "The embedded demo checkpoint").
+    "demo": {
+        "batch_size": 64,
+        "epochs": 20,
+        "warmup": 2,
+        "lr": 3e-4,
+        "image_size": 128,
+        "dim": 128,
+        "dropout_img": 0.5,
+        "init": "random",
+        "workers": 1,
+        "compact_best": True,
     },
 }
 

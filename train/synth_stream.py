@@ -11,7 +11,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from train.synth_world import TAG_STREAM, SceneObject, Sprite, Voice, World, fold, paste
+from train.synth_world import (
+    STREAM_SCALE,
+    TAG_STREAM,
+    SceneObject,
+    Sprite,
+    Voice,
+    World,
+    fold,
+    paste,
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ class StreamScript:
         ).astype(np.uint8)  # (H, W, 3)
         self.movers: list[_Mover] = []
         for class_id in rng.choice(classes, n_objects, replace=False):
-            sprite = world.sprite(world.look(rng, int(class_id), side, scale=(1 / 6, 1 / 3.5)))
+            sprite = world.sprite(world.look(rng, int(class_id), side, scale=STREAM_SCALE))
             voice = world.voice(rng, int(class_id))
             speed, angle = side * rng.uniform(0.05, 0.2), rng.uniform(0, 2 * math.pi)
             origin = (rng.uniform(0, self.width), rng.uniform(0, self.height))

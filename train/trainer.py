@@ -210,7 +210,8 @@ class Trainer:
             "config": to_dict(self.config),
         }
 
-    def save(self, name: str, metrics: dict[str, float]) -> Path:
+    def save(self, name: str, metrics: dict[str, float], compact: bool = False) -> Path:
+        """``compact``: float16 weights and no optimizer state (cannot be resumed from)."""
         return save_checkpoint(
             self.out / name,
             self.model,
@@ -219,7 +220,8 @@ class Trainer:
             trained_on=self.config.data,
             epoch=self.epoch,
             metrics=metrics,
-            train_state=self.train_state(),
+            train_state=None if compact else self.train_state(),
+            half=compact,
         )
 
     def resume(self) -> bool:
@@ -385,7 +387,7 @@ class Trainer:
                         self.best = dict(metrics)
                     self.save("latest.pth", metrics)
                     if improved or not metrics:
-                        self.save("best.pth", metrics)
+                        self.save("best.pth", metrics, compact=self.config.compact_best)
                 if self.world > 1:
                     dist.barrier()
         finally:

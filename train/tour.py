@@ -1,9 +1,9 @@
-"""``fnac demo``: the most end-to-end run the project can show without a camera.
+"""``fnac tour``: the offline side of the project, end to end, in a few minutes on a CPU.
 
-It writes a small synthetic world, trains FNAC on it for a few minutes on the CPU, evaluates the
-result on every test set of the world (cIoU, AUC, multi-source and silent-pair figures), and
-leaves overlays, the success curve, the checkpoint and an example image / wav pair in
-``demo-output/``. (The live window joins this command with the realtime pipeline.)
+It writes a small synthetic world, trains FNAC on it for a few minutes, evaluates the result on
+every test set of the world (cIoU, AUC, multi-source and silent-pair figures), and leaves
+overlays, the success curve, the checkpoint and an example image / wav pair in ``tour-output/``.
+(``fnac demo`` is the live side.)
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="synthesize, train, evaluate and localize, end to end", description=__doc__
+        "tour", help="synthesize, train, evaluate and localize, end to end", description=__doc__
     )
-    p.add_argument("--out", default="demo-output")
+    p.add_argument("--out", default="tour-output")
     p.add_argument("--train", type=int, default=256, help="training scenes")
     p.add_argument("--test", type=int, default=64, help="test scenes (also duets, silent)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=demo_command)
+    p.set_defaults(func=tour_command)
 
 
-def demo_command(args: argparse.Namespace) -> int:
+def tour_command(args: argparse.Namespace) -> int:
     from train.config import resolve
     from train.synth import SynthConfig, synthesize
     from train.trainer import train
@@ -70,7 +70,7 @@ def demo_command(args: argparse.Namespace) -> int:
         )
     )
     result = train(config)
-    shutil.copyfile(run / "best.pth", out / "demo.pth")
+    shutil.copyfile(run / "best.pth", out / "tour.pth")
     print("[3/4] evaluating on every test set of the world")
     from fnac import cli
 
@@ -78,7 +78,7 @@ def demo_command(args: argparse.Namespace) -> int:
         [
             "eval",
             "--checkpoint",
-            str(out / "demo.pth"),
+            str(out / "tour.pth"),
             "--data",
             str(world),
             "--json",
@@ -97,7 +97,7 @@ def demo_command(args: argparse.Namespace) -> int:
         [
             "localize",
             "--checkpoint",
-            str(out / "demo.pth"),
+            str(out / "tour.pth"),
             "--image",
             str(out / "example.png"),
             "--audio",
@@ -114,7 +114,7 @@ def demo_command(args: argparse.Namespace) -> int:
         "epochs": result["epochs"],
         "test_ciou@0.5": headline["ciou@0.5"],
         "test_auc": headline["auc"],
-        "checkpoint": str(out / "demo.pth"),
+        "checkpoint": str(out / "tour.pth"),
         "overlays": str(out / "overlays"),
         "report": str(out / "eval.json"),
     }
@@ -122,6 +122,6 @@ def demo_command(args: argparse.Namespace) -> int:
     print(
         f"done in {summary['seconds']} s: test cIoU@0.5 {headline['ciou@0.5']:.3f}, "
         f"AUC {headline['auc']:.3f}. See {out}/ (eval.json, eval.png, overlays/, "
-        "example-overlay.png, demo.pth)"
+        "example-overlay.png, tour.pth)"
     )
     return code
