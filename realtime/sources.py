@@ -412,10 +412,18 @@ class PairedSource(Source):
                 if self.closed:
                     return
                 if isinstance(packet, wanted):
-                    self.queue.put(packet)
-            self.queue.put(self._END)
+                    self._put(packet)
+            self._put(self._END)
         except Exception as exc:  # handed to the consumer, which raises it
-            self.queue.put(exc)
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self.closed:  # never stuck on a full queue once closing
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def __iter__(self) -> Iterator[FramePacket | AudioPacket]:
         while not self.closed:
@@ -432,9 +440,11 @@ class PairedSource(Source):
     def close(self) -> None:
         super().close()
         for side in self.sides:
-            side.close()
+            side.closed = True  # each side's loop stops at its next packet ...
         for thread in self.threads:
-            thread.join(timeout=2.0)
+            thread.join(timeout=3.0)
+        for side in self.sides:
+            side.close()  # ... and only then are its decoder and device released
 
 
 def _is_microphone(spec: str) -> bool:

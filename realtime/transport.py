@@ -104,14 +104,15 @@ class Channel:
                 self.malformed += 1
                 timeout_ms = 0 if timeout_ms is not None else None
 
-    def drain(self) -> list[Message]:
-        """Every message waiting now, in order (never blocks)."""
+    def drain(self, limit: int | None = None) -> list[Message]:
+        """The messages waiting now, in order, at most ``limit`` of them (never blocks)."""
         out = []
-        while True:
+        while limit is None or len(out) < limit:
             msg = self.recv(timeout_ms=0)
             if msg is None:
                 return out
             out.append(msg)
+        return out
 
     def close(self) -> None:
         self.socket.close(linger=0)

@@ -26,6 +26,7 @@ from realtime.wire import Message
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 0.5
+DRAIN_LIMIT = 500  # messages taken from the input per turn
 
 
 def _ignore_sigint() -> None:
@@ -140,7 +141,9 @@ def inference_main(
     try:
         while True:
             first = inbox.recv(timeout_ms=100)
-            batch = ([first] if first else []) + inbox.drain()
+            # bounded, so that a flood (a device delivering faster than real time) cannot keep
+            # this loop from processing frames and sending heartbeats
+            batch = ([first] if first else []) + inbox.drain(limit=DRAIN_LIMIT)
             frames = []
             for msg in batch:
                 if msg.kind == "audio":
