@@ -67,10 +67,15 @@ def to_qimage(rgb: np.ndarray) -> QImage:
 
 
 class ImageView(QLabel):
-    """Shows an RGB array scaled to the widget, keeping its aspect ratio."""
+    """Shows an RGB array scaled to the widget (keeping its aspect ratio, or stretched)."""
 
-    def __init__(self, min_size: tuple[int, int]) -> None:
+    def __init__(self, min_size: tuple[int, int], keep_aspect: bool = True) -> None:
         super().__init__()
+        self.aspect = (
+            Qt.AspectRatioMode.KeepAspectRatio
+            if keep_aspect
+            else Qt.AspectRatioMode.IgnoreAspectRatio
+        )
         self.setMinimumSize(*min_size)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -85,7 +90,7 @@ class ImageView(QLabel):
         if self.picture is not None:
             pixmap = QPixmap.fromImage(self.picture).scaled(
                 self.size(),
-                Qt.AspectRatioMode.KeepAspectRatio,
+                self.aspect,
                 Qt.TransformationMode.SmoothTransformation,
             )
             self.setPixmap(pixmap)
@@ -122,7 +127,7 @@ class LiveWindow(QMainWindow):
     def _build(self) -> None:
         self.video = ImageView((480, 360))
         self.video.setText("starting the workers ...")
-        self.spectrogram = ImageView((480, 70))
+        self.spectrogram = ImageView((480, 70), keep_aspect=False)
         self.spectrogram.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.spectrogram.setFixedHeight(80)
         self.note = QLabel(self.settings.note)

@@ -27,12 +27,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the headless live loop: source -> FNAC -> JSON lines / mp4",
         description=__doc__,
     )
-    p.add_argument(
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
         "--source",
-        required=True,
         help="camera index or URL (CAMERA+mic[:NAME] adds a microphone), a video file with "
         "an audio track, or 'synthetic'",
     )
+    where.add_argument(
+        "--listen",
+        metavar="tcp://ADDRESS:PORT",
+        help="take frames and audio from fnac capture on another host instead of a source",
+    )
+    p.add_argument("--keys", default=None, help="with --listen: server.key from fnac keys")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--sample-rate", type=int, default=None)
     p.add_argument("--backend", default="cpu", choices=["eager", "cpu", "compile", "tensorrt"])
@@ -104,21 +110,27 @@ class PipelineError(RuntimeError, ValueError):
 
 class LivePipeline:
     """The capture and inference workers under a supervisor, seen from the process that reads
-    their results. Use as a context manager: the workers stop and the ipc folder goes on exit."""
+    their results. Use as a context manager: the workers stop and the ipc folder goes on exit.
+
+    ``source=None`` starts no capture worker: the inference worker binds ``listen`` (a tcp://
+    address; CURVE ``server_keys`` unless it is loopback) and ``fnac capture`` on another host
+    connects to it."""
 
     def __init__(
         self,
-        source: str,
+        source: str | None,
         checkpoint: str,
         backend: str = "cpu",
         sample_rate: int | None = None,
         realtime: bool = True,
         audio_rate: float = 10.0,
         say=None,
+        listen: str | None = None,
+        server_keys: dict[str, bytes] | None = None,
     ) -> None:
         import zmq
 
-        from realtime.transport import Channel, ipc_endpoint, private_dir
+        from realtime.transport import Channel, check_exposure, ipc_endpoint, private_dir
         from realtime.workers import Supervisor, inference_main
 
         self.say = say or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -127,16 +139,22 @@ class LivePipeline:
         self.context = zmq.Context()
         self.status = Channel(self.context, zmq.PULL, ends["status"], bind=True)
         self.results = Channel(self.context, zmq.SUB, ends["results"], bind=False, hwm=100)
+        if source is None:
+            if not listen:
+                raise PipelineError("give a source, or an address to listen on for fnac capture")
+            check_exposure(listen, server_keys.get("secret") if server_keys else None)
         inference = (
             checkpoint,
             backend,
             sample_rate,
-            ends["frames"],
+            listen if source is None else ends["frames"],
             ends["results"],
             ends["status"],
             audio_rate,
+            server_keys if source is None else None,
         )
         self.capture = (source, realtime, ends["frames"], ends["status"])
+        self.listen = listen
         self.supervisor = Supervisor({"inference": (inference_main, inference)})
         self.engine = ""
         self.model: dict = {}  # what the inference worker says of its checkpoint
@@ -167,6 +185,9 @@ class LivePipeline:
             self.model = {k: ready.meta.get(k) for k in ("sample_rate", "image_size", "tau")}
             self.say(f"engine: {self.engine} (inference worker pid {ready.meta.get('pid')})")
             source, realtime, frames, status = self.capture
+            if source is None:
+                self.say(f"listening for fnac capture on {self.listen}")
+                return self
             # The synthetic world sounds at the model's rate: its class identities depend on
             # the rate, and this is the rate a checkpoint trained on the world has heard.
             options = {"sample_rate": self.model["sample_rate"]} if source == "synthetic" else {}
@@ -276,14 +297,19 @@ def describe(summary: dict[str, Any]) -> str:
 def run_command(args: argparse.Namespace) -> int:
     from fnac.checkpoint import load_checkpoint
     from realtime.sources import SourceError, open_source
+    from realtime.transport import check_exposure, read_key_file
 
     load_checkpoint(args.checkpoint, sample_rate=args.sample_rate)  # fail early, clearly
-    if args.source.startswith("mic"):
+    server_keys = read_key_file(args.keys, "server") if args.keys else None
+    if args.listen:
+        check_exposure(args.listen, server_keys["secret"] if server_keys else None)
+    elif args.source.startswith("mic"):
         raise SourceError(
             "a microphone alone gives no picture: pair it with a camera (--source 0+mic) "
             "or use a video file or 'synthetic'"
         )
-    open_source(args.source, realtime=False).close()  # open it here first: a clear error
+    else:
+        open_source(args.source, realtime=False).close()  # open it here first: a clear error
     sinks = Sinks(args.jsonl, args.out)
     try:
         with LivePipeline(
@@ -293,6 +319,8 @@ def run_command(args: argparse.Namespace) -> int:
             args.sample_rate,
             not args.fast,
             args.audio_rate,
+            listen=args.listen,
+            server_keys=server_keys,
         ) as pipeline:
             summary = run_live(pipeline, sinks, args.seconds)
     finally:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -128,6 +129,65 @@ def curve_keys() -> dict[str, bytes]:
         "client_public": client_public,
         "client_secret": client_secret,
     }
+
+
+SERVER_KEYS = ("public", "secret", "client_public")  # what the binding (inference) side holds
+CLIENT_KEYS = ("public", "client_public", "client_secret")  # what the capture side holds
+
+
+def write_key_files(folder: str | Path) -> tuple[Path, Path]:
+    """A fresh CURVE key set as ``server.key`` (for the host that binds: the inference side) and
+    ``client.key`` (for the capture host), each readable by this user only. The server accepts
+    only the client whose public key it holds."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = curve_keys()
+    paths = []
+    for name, wanted in (("server.key", SERVER_KEYS), ("client.key", CLIENT_KEYS)):
+        path = folder / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({k: keys[k].decode() for k in wanted}, fh, indent=2)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def read_key_file(path: str | Path, role: str) -> dict[str, bytes]:
+    """``role`` "server" or "client": the keys that side needs, checked."""
+    wanted = SERVER_KEYS if role == "server" else CLIENT_KEYS
+    try:
+        values = json.loads(Path(path).read_text())
+        keys = {k: values[k].encode() for k in wanted}
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise TransportError(
+            f"{path} is not a {role} key file ({exc}); write a pair with fnac keys DIR"
+        ) from exc
+    if any(len(v) != 40 for v in keys.values()):
+        raise TransportError(
+            f"{path}: CURVE keys are 40 z85 characters; write a pair with fnac keys"
+        )
+    return keys
+
+
+class _AllowedClients:
+    """ZAP credentials provider: only the listed client public keys (z85) get in."""
+
+    def __init__(self, allowed: set[bytes]) -> None:
+        self.allowed = allowed
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return key in self.allowed
+
+
+def authenticate_clients(context: zmq.Context, client_public: bytes):
+    """Start ZeroMQ's authenticator in this process: CURVE clients other than ``client_public``
+    are refused. Returns it; ``stop()`` it before the context terminates."""
+    from zmq.auth.thread import ThreadAuthenticator
+
+    auth = ThreadAuthenticator(context)
+    auth.start()
+    auth.configure_curve_callback("*", _AllowedClients({client_public}))
+    return auth
 
 
 def endpoint_dir_is_private(endpoint: str) -> bool:

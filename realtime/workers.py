@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from realtime.transport import Channel
+from realtime.transport import Channel, authenticate_clients
 from realtime.wire import Message
 
 log = logging.getLogger(__name__)
@@ -34,15 +34,25 @@ def _ignore_sigint() -> None:
 
 
 def capture_main(
-    source: str, realtime: bool, options: dict[str, Any], endpoint: str, status_endpoint: str
+    source: str,
+    realtime: bool,
+    options: dict[str, Any],
+    endpoint: str,
+    status_endpoint: str | None,
+    curve: dict[str, bytes] | None = None,
 ) -> None:
-    """Process entry: read ``source`` and push its packets to ``endpoint``."""
-    _ignore_sigint()
+    """Process entry: read ``source`` and push its packets to ``endpoint`` (with CURVE client
+    keys when it is another host's). Under a supervisor (``status_endpoint`` given) heartbeats
+    and errors go there and Ctrl-C is left to the supervisor; ``fnac capture`` runs it in the
+    foreground with neither."""
     from realtime.sources import AudioPacket, open_source
 
     context = zmq.Context()
-    out = Channel(context, zmq.PUSH, endpoint, bind=False, hwm=10000)
-    status = Channel(context, zmq.PUSH, status_endpoint, bind=False)
+    out = Channel(context, zmq.PUSH, endpoint, bind=False, hwm=10000, curve=curve)
+    status = None
+    if status_endpoint:
+        _ignore_sigint()
+        status = Channel(context, zmq.PUSH, status_endpoint, bind=False)
     sent = 0
     try:
         with open_source(source, realtime=realtime, **options) as packets:
@@ -66,7 +76,7 @@ def capture_main(
                     )
                 out.send(msg)
                 sent += 1
-                if time.monotonic() - last_beat > HEARTBEAT_S:
+                if status and time.monotonic() - last_beat > HEARTBEAT_S:
                     status.send(
                         Message(
                             "heartbeat", sent, {"now": time.monotonic()}, meta={"worker": "capture"}
@@ -75,12 +85,14 @@ def capture_main(
                     last_beat = time.monotonic()
         out.send(Message("status", sent, meta={"end_of_stream": True}))
     except Exception as exc:  # reported to the supervisor, which shows it and restarts
-        status.send(Message("status", sent, meta={"worker": "capture", "error": str(exc)}))
+        if status:
+            status.send(Message("status", sent, meta={"worker": "capture", "error": str(exc)}))
         raise
     finally:
         time.sleep(0.2)  # let the last messages leave
         out.close()
-        status.close()
+        if status:
+            status.close()
         context.term()
 
 
@@ -92,8 +104,10 @@ def inference_main(
     out_endpoint: str,
     status_endpoint: str,
     audio_rate_hz: float,
+    curve: dict[str, bytes] | None = None,
 ) -> None:
-    """Process entry: the inference stage between a PULL input and a PUB output."""
+    """Process entry: the inference stage between a PULL input and a PUB output. With ``curve``
+    (server keys), the input is encrypted and only the client key they name may connect."""
     _ignore_sigint()
     from fnac.checkpoint import load_checkpoint
     from realtime.engines import make_engine
@@ -102,6 +116,7 @@ def inference_main(
 
     context = zmq.Context()
     status = Channel(context, zmq.PUSH, status_endpoint, bind=False)
+    auth = None
     try:
         model = load_checkpoint(checkpoint, sample_rate=sample_rate)
         info = model.info
@@ -114,13 +129,15 @@ def inference_main(
         )
         stage = InferenceStage(engine, info.audio, info.image, audio_rate_hz)
         stage.warm_up()  # compile / allocate before the first real frame, not during it
-        inbox = Channel(context, zmq.PULL, in_endpoint, bind=True, hwm=10000)
+        auth = authenticate_clients(context, curve["client_public"]) if curve else None
+        inbox = Channel(context, zmq.PULL, in_endpoint, bind=True, hwm=10000, curve=curve)
         outbox = Channel(context, zmq.PUB, out_endpoint, bind=True, hwm=100)
-    except Exception as exc:  # a bad checkpoint or backend: said once, clearly, then exit
+    except Exception as exc:  # a bad checkpoint, backend or address: said once, then exit
         status.send(Message("status", 0, meta={"worker": "inference", "error": str(exc)}))
         time.sleep(0.2)  # let it leave
-        status.close()
-        context.term()
+        if auth is not None:
+            auth.stop()
+        context.destroy(linger=0)  # closes whichever sockets were opened
         raise SystemExit(3) from exc
     dropped, processed, last_beat = 0, 0, 0.0
     status.send(
@@ -213,6 +230,8 @@ def inference_main(
     finally:
         for channel in (inbox, outbox, status):
             channel.close()
+        if auth is not None:
+            auth.stop()
         context.term()
 
 

@@ -184,3 +184,64 @@ def test_a_hung_inference_worker_is_detected_by_its_heartbeats(checkpoint, tmp_p
     assert "inference worker sent no heartbeat" in rest and "inference worker back" in rest
     assert len(jsonl.read_text().splitlines()) > hung_at + 3
     assert not processes_mentioning("fnac-ipc-")
+
+
+def test_capture_and_inference_on_different_hosts_over_curve(checkpoint, tmp_path):
+    """fnac run --listen on the inference side, fnac capture on the capture side (here both on
+    loopback, with the keys an exposed address requires)."""
+    import socket
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    keys = tmp_path / "keys"
+    subprocess.run([sys.executable, "-m", "fnac.cli", "keys", keys], check=True, env=env)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    jsonl = tmp_path / "remote.jsonl"
+    cmd = [sys.executable, "-m", "fnac.cli", "run", "--listen", address, "--keys"]
+    cmd += [keys / "server.key", "--checkpoint", checkpoint, "--seconds", 40, "--jsonl", jsonl]
+    run = subprocess.Popen(
+        list(map(str, cmd)), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        for line in run.stderr:
+            if "listening for fnac capture" in line:
+                break
+        capture = subprocess.run(
+            [
+                *(sys.executable, "-m", "fnac.cli", "capture", "--source", "synthetic"),
+                *("--connect", address, "--keys", str(keys / "client.key"), "--seconds", "4"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert capture.returncode == 0, capture.stderr[-2000:]
+        rest = run.stderr.read()  # the run ends with the capture's end of stream
+        run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, rest[-3000:]
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(lines) >= 3 and lines[-1]["t"] > 2.0
+    assert not processes_mentioning("fnac-ipc-")
+
+
+def test_an_exposed_address_without_keys_is_refused(checkpoint):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for cmd in (
+        ["run", "--listen", "tcp://0.0.0.0:5999", "--checkpoint", str(checkpoint)],
+        ["capture", "--source", "synthetic", "--connect", "tcp://192.0.2.1:5999"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "fnac.cli", *cmd],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert result.returncode == 2 and "keys" in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr

@@ -81,3 +81,41 @@ def test_curve_encrypted_tcp_on_loopback():
         client.close()
         server.close()
         context.term()
+
+
+def test_key_files_are_private_and_only_the_known_client_gets_in(tmp_path):
+    from realtime.transport import authenticate_clients, read_key_file, write_key_files
+
+    server_file, client_file = write_key_files(tmp_path / "keys")
+    assert stat.S_IMODE(os.stat(server_file).st_mode) == 0o600
+    server_keys = read_key_file(server_file, "server")
+    client_keys = read_key_file(client_file, "client")
+    assert "secret" not in client_keys  # the capture host never holds the server's secret
+    stranger = {**client_keys}
+    stranger["client_public"], stranger["client_secret"] = zmq.curve_keypair()
+    context = zmq.Context()
+    auth = authenticate_clients(context, server_keys["client_public"])
+    server = Channel(context, zmq.PULL, "tcp://127.0.0.1:0", bind=True, curve=server_keys)
+    endpoint = server.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+    intruder = Channel(context, zmq.PUSH, endpoint, bind=False, curve=stranger)
+    friend = Channel(context, zmq.PUSH, endpoint, bind=False, curve=client_keys)
+    try:
+        intruder.send(Message("frame", 666), block=False)
+        friend.send(Message("frame", 1))
+        got = [server.recv(timeout_ms=3000), server.recv(timeout_ms=1000)]
+        assert [m.seq for m in got if m is not None] == [1]
+    finally:
+        for channel in (intruder, friend, server):
+            channel.close()
+        auth.stop()
+        context.term()
+
+
+def test_bad_key_files_are_clear_errors(tmp_path):
+    from realtime.transport import read_key_file
+
+    (tmp_path / "k").write_text('{"public": "short"}')
+    with pytest.raises(TransportError, match="fnac keys"):
+        read_key_file(tmp_path / "k", "server")
+    with pytest.raises(TransportError, match="not a client key file"):
+        read_key_file(tmp_path / "missing", "client")
