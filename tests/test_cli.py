@@ -52,6 +52,12 @@ def test_help_lists_the_commands():
         "bench-train",
         "experiment",
         "demo",
+        "tour",
+        "live",
+        "run",
+        "capture",
+        "keys",
+        "bench",
         "export",
         "devices",
     ):
@@ -200,14 +206,14 @@ def test_synth_then_eval_every_test_set_of_the_world(files, tmp_path):
     assert "multi-source cIoU@0.3" in result.stdout and "silent pairs: AP" in result.stdout
 
 
-def test_demo_end_to_end(tmp_path):
-    out = tmp_path / "demo"
-    result = fnac("demo", "--out", out, "--train", 16, "--test", 8, "--epochs", 1)
+def test_tour_end_to_end(tmp_path):
+    out = tmp_path / "tour"
+    result = fnac("tour", "--out", out, "--train", 16, "--test", 8, "--epochs", 1)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert 0 <= summary["test_ciou@0.5"] <= 1 and summary["epochs"] == 1
     for name in (
-        "demo.pth",
+        "tour.pth",
         "eval.json",
         "eval.png",
         "example.png",
@@ -216,6 +222,17 @@ def test_demo_end_to_end(tmp_path):
     ):
         assert (out / name).is_file(), name
     assert len(list((out / "overlays").rglob("*.png"))) >= 8
+
+
+def test_demo_headless_writes_the_video_and_the_summary(tmp_path):
+    result = fnac("demo", "--headless", "--seconds", 6, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["frames"] >= 3 and summary["fps"] > 0
+    assert set(summary["latency_ms"]) == {"p50", "p95", "p99"}
+    assert 0 <= summary["pointing_accuracy"] <= 1 and 0 <= summary["mean_box_iou"] <= 1
+    assert (tmp_path / "out" / "demo.mp4").stat().st_size > 1000
+    assert "pointing accuracy" in result.stdout and "summary.json" in result.stdout
 
 
 def test_devices_lists_inputs_and_cameras():

@@ -65,6 +65,17 @@ def test_samples_have_published_shapes(av_root):
     assert train[0]["frame"].shape == (3, 64, 64)
 
 
+def test_spectrogram_masks_are_zero_bands_and_can_be_turned_off(av_root):
+    entries = frames_audio_entries(av_root)
+    clean = AVDataset(entries, AUDIO, IMAGE)[0]["spec"]
+    torch.manual_seed(1)
+    masked = AVDataset(entries, AUDIO, IMAGE, train=True)[0]["spec"]
+    changed = masked != clean
+    assert changed.any() and (masked[changed] == 0).all()  # zeroed bands, nothing else
+    unmasked = AVDataset(entries, AUDIO, IMAGE, train=True, spec_masks=False)[0]["spec"]
+    assert torch.equal(unmasked, clean)
+
+
 def test_broken_files_are_skipped_and_counted_never_replaced(av_root, caplog):
     (av_root / "frames" / "s001.png").write_bytes(b"not a png")
     (av_root / "audio" / "s002.wav").write_text("text named .wav")

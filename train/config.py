@@ -39,6 +39,11 @@ class TrainConfig:
     tau: float = opt(0.03, "temperature (published: 0.03)")
     dropout_img: float = opt(0.9, "dropout on the image map in training (published: 0.9)")
     dropout_aud: float = opt(0.0, "dropout on the audio feature (published: 0)")
+    spec_masks: bool = opt(
+        True,
+        "published: one frequency and one time band of the log spectrogram set to 0 (far above "
+        "a quiet clip's values: on small data the masks can drown the sound)",
+    )
     image_size: int = opt(224, "frame side; 224 gives the published 7x7 map")
     sample_rate: int | None = opt(None, "None: the rate of the training audio")
     window_s: float = opt(3.0, "seconds of audio per frame (published: 3)")
@@ -93,15 +98,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The checkpoint shipped in fnac/weights: random init (no ImageNet weights here), a small
     # frame, a compact embedding, a higher learning rate to learn from scratch within about
-    # two hours on a 2-core CPU (README: "The embedded demo checkpoint").
+    # an hour on a 2-core CPU (README: "The embedded demo checkpoint").
     "demo": {
-        "batch_size": 64,
-        "epochs": 20,
+        "batch_size": 32,
+        "epochs": 12,
         "warmup": 2,
-        "lr": 3e-4,
+        "lr": 5e-4,
         "image_size": 128,
         "dim": 128,
         "dropout_img": 0.5,
+        "spec_masks": False,
         "init": "random",
         "workers": 1,
         "compact_best": True,

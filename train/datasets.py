@@ -313,6 +313,7 @@ class AVDataset(Dataset):
         audio: AudioConfig,
         image: ImageConfig | None = None,
         train: bool = False,
+        spec_masks: bool = True,
     ) -> None:
         if not entries:
             raise DatasetError("the dataset holds no usable samples (see the warnings above)")
@@ -320,6 +321,7 @@ class AVDataset(Dataset):
         self.audio = audio
         self.image = image or ImageConfig()
         self.train = train
+        self.spec_masks = train and spec_masks  # SpecAugment-style masks, training only
         self.transform = train_transform(self.image) if train else test_transform(self.image)
         self._warned_rates: set[int] = set()
 
@@ -337,14 +339,14 @@ class AVDataset(Dataset):
                 path,
             )
         spec = clip_spectrogram(wave, rate, self.audio)
-        return spec_augment(spec) if self.train else spec
+        return spec_augment(spec) if self.spec_masks else spec
 
     def load(self, entry: Entry) -> dict[str, Any]:
         if entry.video is not None:
             frame, wave, rate = video_clip(entry.video, self.audio.window_s)
             image = Image.fromarray(frame)
             spec = clip_spectrogram(wave, rate, self.audio)
-            spec = spec_augment(spec) if self.train else spec
+            spec = spec_augment(spec) if self.spec_masks else spec
         else:
             image = load_image(entry.image)
             spec = self.spectrogram(entry.audio)

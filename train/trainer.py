@@ -153,7 +153,9 @@ class Trainer:
         self.out = Path(config.out)
         self.audio = AudioConfig(sample_rate=config.sample_rate, window_s=config.window_s)
         self.image = ImageConfig(size=config.image_size, train_resize=int(config.image_size * 1.1))
-        self.dataset = AVDataset(entries, self.audio, self.image, train=True)
+        self.dataset = AVDataset(
+            entries, self.audio, self.image, train=True, spec_masks=self.config.spec_masks
+        )
         if len(self.dataset) < config.batch_size:
             raise DatasetError(
                 f"{len(self.dataset)} training samples are fewer than one batch of "
