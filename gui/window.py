@@ -66,6 +66,16 @@ def to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
+def with_button(field: QWidget, label: str, slot) -> QHBoxLayout:
+    """A field with a small button beside it (browse, open)."""
+    button = QPushButton(label)
+    button.clicked.connect(slot)
+    row = QHBoxLayout()
+    row.addWidget(field, stretch=1)
+    row.addWidget(button)
+    return row
+
+
 class ImageView(QLabel):
     """Shows an RGB array scaled to the widget (keeping its aspect ratio, or stretched)."""
 
@@ -174,12 +184,7 @@ class LiveWindow(QMainWindow):
             choices.append(self.settings.source)
         self.source_pick.addItems(choices)
         self.source_pick.setCurrentText(self.settings.source)
-        open_file = QPushButton("file ...")
-        open_file.clicked.connect(self._choose_file)
-        row = QHBoxLayout()
-        row.addWidget(self.source_pick, stretch=1)
-        row.addWidget(open_file)
-        form.addRow("picture", row)
+        form.addRow("picture", with_button(self.source_pick, "file ...", self._choose_file))
         self.mic_pick = QComboBox()
         self.mic_pick.addItems([NO_MICROPHONE, "default", *self.settings.microphones])
         if self.settings.microphone:
@@ -189,12 +194,7 @@ class LiveWindow(QMainWindow):
             self.mic_pick.setCurrentText(name)
         form.addRow("microphone", self.mic_pick)
         self.checkpoint_edit = QLineEdit(self.settings.checkpoint)
-        browse = QPushButton("...")
-        browse.clicked.connect(self._choose_checkpoint)
-        row = QHBoxLayout()
-        row.addWidget(self.checkpoint_edit, stretch=1)
-        row.addWidget(browse)
-        form.addRow("checkpoint", row)
+        form.addRow("checkpoint", with_button(self.checkpoint_edit, "...", self._choose_checkpoint))
         self.backend_pick = QComboBox()
         self.backend_pick.addItems(BACKENDS)
         self.backend_pick.setCurrentText(self.settings.backend)
