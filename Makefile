@@ -13,7 +13,7 @@ DEB_PACKAGES := libportaudio2 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxc
 	libxkbcommon0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3
 PYTEST_ARGS ?=
 
-.PHONY: test test-slow demo setup system-deps lint clean
+.PHONY: test test-slow demo demo-checkpoint setup system-deps lint clean
 
 setup: $(STAMP)
 
@@ -43,8 +43,20 @@ test-slow: system-deps $(STAMP)
 demo: system-deps $(STAMP)
 	$(BIN)/fnac demo
 
+# The recipe of the shipped fnac/weights/demo.pth (about 50 minutes on a 2-core CPU). The world's
+# seed and classes are those of the live synthetic source (seed 0, 8 classes).
+DEMO_WORLD := demo-world
+demo-checkpoint: system-deps $(STAMP)
+	$(BIN)/fnac synth $(DEMO_WORLD) --classes 8 --train 3000 --test 200 --duet 40 --silent 40 \
+	  --streams 1 --stream-seconds 20 --image-size 128 --sample-rate 8000 --seed 0
+	$(BIN)/fnac pretrain-image $(DEMO_WORLD) --out $(DEMO_WORLD)/objects-resnet18.pth
+	$(BIN)/fnac train --preset demo --data $(DEMO_WORLD)/train --test-data $(DEMO_WORLD)/test \
+	  --imagenet-weights $(DEMO_WORLD)/objects-resnet18.pth --out runs/demo
+	$(BIN)/fnac eval --checkpoint runs/demo/best.pth --data $(DEMO_WORLD) --json runs/demo/eval.json
+	cp runs/demo/best.pth fnac/weights/demo.pth
+
 lint: $(STAMP)
 	$(BIN)/ruff check fnac realtime gui train tests
 
 clean:
-	rm -rf $(VENV) demo-output build *.egg-info
+	rm -rf $(VENV) demo-output demo-world build *.egg-info

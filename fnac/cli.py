@@ -18,11 +18,13 @@ COMMAND_MODULES = (
     "train.synth",
     "train.commands",
     "train.throughput",
+    "train.object_pretrain",
     "train.experiment",
     "train.tour",
     "realtime.commands",
     "realtime.run",
     "realtime.bench",
+    "realtime.soak",
     "gui.live",
     "gui.demo",
 )

@@ -137,11 +137,23 @@ def average_precision(scores: Sequence[float], labels: Sequence[bool]) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def max_f1(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """The best F1 over all confidence thresholds."""
+def _f1_points(scores: Sequence[float], labels: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """F1 at every distinct score threshold, and the thresholds, highest first."""
     precision, recall = _pr_points(scores, labels)
     f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall + 1e-12), 0)
+    return f1, np.unique(np.asarray(scores, dtype=np.float64))[::-1]
+
+
+def max_f1(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """The best F1 over all confidence thresholds."""
+    f1, _ = _f1_points(scores, labels)
     return float(f1.max())
+
+
+def max_f1_threshold(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """The score threshold (``score >= threshold`` counts as sounding) with the best F1."""
+    f1, thresholds = _f1_points(scores, labels)
+    return float(thresholds[int(np.argmax(f1))])
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:

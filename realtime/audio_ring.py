@@ -4,7 +4,8 @@ Blocks arrive with a sequence number and the monotonic capture time of their fir
 ring keeps one clock: sample n was captured at ``anchor_t + (n - anchor_n) / rate``, anchored on
 the first block and re-anchored when the source's clock and the sample count drift apart by more
 than ``max_drift_s`` (a device that paused, a dropped USB buffer). Missing blocks (a jump in the
-sequence numbers) and missing time are zero-filled and flagged, never skipped silently.
+sequence numbers) and missing time are zero-filled and flagged, never skipped silently; a gap
+longer than the ring leaves the ring all gap, whatever its length.
 
 ``window(t)`` returns the ``window_s`` seconds of audio ending at capture time t: the audio that
 belongs with a frame captured at t. Before that much audio has arrived the window is zero-padded
@@ -75,8 +76,14 @@ class AudioRing:
         self.written += n
 
     def _fill(self, n: int) -> None:
+        """Zero-fill n lost samples, flagged. Of a gap longer than the ring only the ring's worth
+        is written (a window inside it is all gap either way) and the clock moves on by the rest,
+        so that a sequence number or capture time that jumps far ahead allocates nothing more
+        and leaves the sample indices small."""
         if n > 0:
-            self._put(np.zeros(n, np.float32), valid=False)
+            skip = max(0, n - self.capacity)
+            self.anchor_t += skip / self.rate
+            self._put(np.zeros(n - skip, np.float32), valid=False)
             self.gaps += 1
             self.gap_samples += n
 

@@ -6,12 +6,21 @@ audio ending at the frame's capture time, recomputes the audio embedding when ``
 says it is due (in stream time, so a paced and an unpaced run do the same work per second of
 stream) and reuses it in between, encodes the frame, and turns the raw map into a result. Every
 stage is timed. The ZeroMQ inference worker wraps this class.
+
+What comes in is checked first: a packet the stage cannot use (no samples, a rate of zero, a frame
+without an image) raises ``BadPacket``, which the worker counts and goes on from, rather than
+failing somewhere inside. Non-finite samples enter as zeros flagged like lost audio, and a map
+that comes out non-finite is published as "nothing here", so a NaN never reaches a result. A gap
+longer than the ring is not resampled as zeros: the resampler restarts after it and the ring
+zero-fills the missing time. A sequence number or frame pts that goes backwards means the capture
+started again: the stage forgets the old stream's audio instead of aligning new frames with it.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -24,6 +33,72 @@ from realtime.engines import Engine
 from realtime.resample import StreamingResampler
 from realtime.results import ConfidenceSettings, Localization, analyze, spectrum_db
 from realtime.sources import AudioPacket, FramePacket
+
+MAX_RATE = 384_000  # Hz, the fastest audio hardware; the resampler's filter grows with the rate
+MAX_BLOCK_S = 1.0  # s; a live block is tens of ms, and the resampler's memory grows with a block
+
+
+class BadPacket(ValueError):
+    """A packet that is well-formed on the wire but whose content the stage cannot use."""
+
+
+def _finite(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise BadPacket(f"{what} is {value!r:.40}, not a number")
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond float's range
+        value = math.inf
+    if not math.isfinite(value):
+        raise BadPacket(f"{what} is {value!r}")
+    return value
+
+
+def _index(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise BadPacket(f"{what} is {value!r:.40}, not an integer")
+    if not -(2**63) <= value < 2**63:  # JSON integers are unbounded; times derived from them not
+        raise BadPacket(f"{what} is out of range")
+    return int(value)
+
+
+def checked_audio(packet: AudioPacket) -> AudioPacket:
+    """The packet with (N,) float32 samples, a whole rate in 1..MAX_RATE and finite times, or
+    BadPacket. Non-finite samples pass: ``add_audio`` replaces and counts them."""
+    rate = _finite(packet.rate, "the audio rate")
+    if rate != int(rate) or not 1 <= rate <= MAX_RATE:
+        raise BadPacket(f"the audio rate is {packet.rate!r:.40}, not a whole 1..{MAX_RATE} Hz")
+    samples = packet.samples
+    if not (isinstance(samples, np.ndarray) and samples.dtype.kind == "f" and samples.ndim == 1):
+        raise BadPacket(f"the audio samples are {_describe(samples)}, not (N,) float")
+    if not 0 < samples.size <= MAX_BLOCK_S * rate:
+        raise BadPacket(f"an audio block of {samples.size} samples at {int(rate)} Hz")
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, handled later
+        samples = samples.astype(np.float32, copy=False)
+    t, pts = _finite(packet.t, "the capture time"), _finite(packet.pts, "the pts")
+    return AudioPacket(_index(packet.seq, "the block number"), t, pts, samples, int(rate))
+
+
+def checked_frame(packet: FramePacket) -> FramePacket:
+    """The packet with an (H, W, 3) uint8 image and finite times, or BadPacket."""
+    image = packet.image
+    if not (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[2] == 3
+        and image.shape[0] > 0
+        and image.shape[1] > 0
+    ):
+        raise BadPacket(f"the frame's image is {_describe(image)}, not (H, W, 3) uint8")
+    t, pts = _finite(packet.t, "the capture time"), _finite(packet.pts, "the pts")
+    return FramePacket(_index(packet.index, "the frame number"), t, pts, image, packet.truth)
+
+
+def _describe(array) -> str:
+    if isinstance(array, np.ndarray):
+        return f"{array.dtype} {tuple(array.shape)}"
+    return repr(array)[:40]
 
 
 @dataclass
@@ -53,17 +128,28 @@ class InferenceStage:
         self.audio_period = 1.0 / audio_rate_hz
         self.resize = resize
         self.settings = settings or ConfidenceSettings()
+        self.audio_encodes = 0
+        self.nonfinite = 0  # audio samples that came in as NaN or inf (entered as zeros)
+        self.nonfinite_maps = 0  # maps that came out non-finite (published as "nothing here")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: its audio, its clocks and the embedding computed from it."""
         self.ring = AudioRing(
-            audio.sample_rate, audio.window_s, capacity_s=max(10.0, 2 * audio.window_s)
+            self.audio.sample_rate,
+            self.audio.window_s,
+            capacity_s=max(10.0, 2 * self.audio.window_s),
         )
         self.resampler: StreamingResampler | None = None
         self.source_rate: int | None = None
-        self.audio_anchor: float | None = None  # capture time of the first audio sample
+        self.audio_anchor: float | None = None  # capture time of the resampler's first sample
+        self.fed = 0  # samples fed to the resampler since the anchor (at the source's rate)
+        self.emitted = 0  # samples it returned (at the model's rate)
         self.last_seq: int | None = None
         self.last_block = 0
+        self.last_pts: float | None = None  # the newest frame's pts
         self.embedding: torch.Tensor | None = None
         self.embedding_pts = -np.inf
-        self.audio_encodes = 0
 
     def warm_up(self, runs: int = 2) -> None:
         """Run both encoders on blank input (first calls compile, allocate, tune)."""
@@ -73,23 +159,41 @@ class InferenceStage:
             self.engine.encode_audio(torch.zeros(1, 1, self.audio.n_freq, self.audio.n_frames()))
 
     def add_audio(self, packet: AudioPacket) -> None:
-        """Resample a block to the model's rate and append it to the ring."""
+        """Resample a block to the model's rate and append it to the ring; BadPacket if it is
+        unusable. Blocks lost before it (a jump in ``seq``) enter as flagged zeros, a block that
+        holds NaN or inf as a flagged block with those samples zeroed."""
+        packet = checked_audio(packet)
+        if self.last_seq is not None and packet.seq <= self.last_seq:
+            self.reset()  # the capture started again: its blocks are numbered from 0 anew
         if self.resampler is None or packet.rate != self.source_rate:
-            self.resampler = StreamingResampler(packet.rate, self.audio.sample_rate)
-            self.source_rate, self.audio_anchor = packet.rate, packet.t
-            self.last_seq = None
-        if self.last_seq is not None and packet.seq > self.last_seq + 1:
+            self._anchor(packet.rate, packet.t)
+        elif packet.seq > self.last_seq + 1:
             lost = (packet.seq - self.last_seq - 1) * self.last_block
-            self._append(np.zeros(lost, np.float32), valid=False)
+            if lost * self.ring.rate < self.ring.capacity * self.source_rate:
+                self._append(np.zeros(lost, np.float32), valid=False)
+            else:  # the ring would hold nothing but zeros: it fills the time, not the resampler
+                self._anchor(packet.rate, self.audio_anchor + (self.fed + lost) / packet.rate)
         self.last_seq, self.last_block = packet.seq, packet.samples.size
-        self._append(packet.samples, valid=True)
+        samples, finite = packet.samples, np.isfinite(packet.samples)
+        if not finite.all():
+            self.nonfinite += int(finite.size - finite.sum())
+            samples = np.where(finite, samples, np.float32(0))
+        self._append(samples, valid=bool(finite.all()))
+
+    def _anchor(self, rate: int, t: float) -> None:
+        """Start resampling anew from ``rate``, the next sample fed being captured at t."""
+        self.resampler = StreamingResampler(rate, self.audio.sample_rate)
+        self.source_rate, self.audio_anchor = rate, t
+        self.fed = self.emitted = 0
 
     def _append(self, samples: np.ndarray, valid: bool) -> None:
-        first = self.resampler.next_out  # index at the model's rate of the first output sample
+        # counted here: at equal rates the resampler passes blocks through without counting
         out = self.resampler.feed(samples)
         if out.size:
-            t = self.audio_anchor + first / self.audio.sample_rate
+            t = self.audio_anchor + self.emitted / self.audio.sample_rate
             self.ring.write(out, t, valid=valid)
+        self.fed += samples.size
+        self.emitted += out.size
 
     def _audio_embedding(self, window: np.ndarray, pts: float) -> bool:
         if self.embedding is not None and pts - self.embedding_pts < self.audio_period - 1e-9:
@@ -104,7 +208,11 @@ class InferenceStage:
         return True
 
     def process(self, frame: FramePacket) -> Result:
-        """One frame -> its result, with the time of every stage."""
+        """One frame -> its result, with the time of every stage; BadPacket if it is unusable."""
+        frame = checked_frame(frame)
+        if self.last_pts is not None and frame.pts < self.last_pts:
+            self.reset()  # the capture started again: the audio so far belongs to the old stream
+        self.last_pts = frame.pts
         stamps = {"capture": frame.t, "start": time.monotonic()}
         window = self.ring.window(frame.t)
         fresh = self._audio_embedding(window.samples, frame.pts)
@@ -114,6 +222,10 @@ class InferenceStage:
         v = self.engine.encode_image(batch)
         raw = self.engine.maps(v, self.embedding)[0].numpy()
         stamps["infer"] = time.monotonic()
+        broken = not np.isfinite(raw).all()  # an engine's overflow: no map is better than NaN
+        if broken:
+            self.nonfinite_maps += 1
+            raw = np.zeros_like(raw)
         loc = analyze(
             raw,
             frame.image.shape[:2],
@@ -122,6 +234,8 @@ class InferenceStage:
             self.engine.tau,
             self.settings,
         )
+        if broken:
+            loc = replace(loc, confidence=0.0, sounding=False)
         stamps["result"] = time.monotonic()
         spectrum = spectrum_db(window.samples, n_fft=512)
         return Result(

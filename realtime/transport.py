@@ -3,7 +3,8 @@
 - ``ipc://`` sockets live in a private directory (created 0700) on one host;
 - ``tcp://`` binds to loopback unless the user names another address, and then only with CURVE
   keys (a non-loopback endpoint without keys is refused);
-- messages are ``realtime.wire`` multiparts; a malformed one is dropped and counted.
+- messages are ``realtime.wire`` multiparts; a malformed one is dropped and counted, and a part
+  larger than the wire format accepts is refused by ZeroMQ before it is allocated.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from pathlib import Path
 
 import zmq
 
-from realtime.wire import Message, WireError, decode, encode
+from realtime.wire import MAX_PART_BYTES, Message, decode, encode
+
+# ZeroMQ's MAXMSGSIZE bounds each part as it arrives on the connection, wrapping included (CURVE
+# adds 33 bytes a part), so a little room above the largest part ``decode`` accepts. A peer that
+# sends more is disconnected (it reconnects by itself) and the part is never allocated. It does
+# not bound the number of parts, nor apply to inproc://.
+MAX_RECV_PART_BYTES = MAX_PART_BYTES + 4096
 
 
 class TransportError(ValueError):
@@ -68,6 +75,7 @@ class Channel:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, hwm)
         self.socket.setsockopt(zmq.RCVHWM, hwm)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_RECV_PART_BYTES)  # bounds inbound parts only
         if kind == zmq.SUB:
             self.socket.setsockopt(zmq.SUBSCRIBE, b"")
         if curve:
@@ -94,14 +102,15 @@ class Channel:
             return False
 
     def recv(self, timeout_ms: int | None = None) -> Message | None:
-        """The next well-formed message, or None after ``timeout_ms``."""
+        """The next well-formed message, or None after ``timeout_ms``; anything ``decode`` refuses
+        (or raises on) is dropped and counted in ``malformed``."""
         while True:
             if timeout_ms is not None and not self.socket.poll(timeout_ms):
                 return None
             frames = self.socket.recv_multipart(copy=False)
             try:
                 return decode([f.buffer for f in frames])
-            except WireError:
+            except Exception:  # WireError by contract, but a decoder bug must not kill the worker
                 self.malformed += 1
                 timeout_ms = 0 if timeout_ms is not None else None
 

@@ -3,9 +3,10 @@
 ``capture`` reads a source and pushes every packet (frames and audio blocks, stamped at capture).
 ``inference`` binds the input, drains it on every turn (audio blocks all go into the stage, in
 order; of the frames only the newest is kept, the stale ones are dropped before the expensive
-stage and counted), processes that one frame and publishes the result with the frame, the map,
-the per-stage stamps and the counters. Both send heartbeats; ``Supervisor`` starts them, restarts
-one that dies, and stops both on request, leaving no process behind.
+stage and counted; a message whose content the stage cannot use is rejected and counted, never
+fatal), processes that one frame and publishes the result with the frame, the map, the per-stage
+stamps and the counters. Both send heartbeats; ``Supervisor`` starts them, restarts one that dies,
+and stops both on request, leaving no process behind.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def inference_main(
     from fnac.checkpoint import load_checkpoint
     from realtime.engines import make_engine
     from realtime.sources import AudioPacket, FramePacket
-    from realtime.stage import InferenceStage
+    from realtime.stage import BadPacket, InferenceStage, checked_frame
 
     context = zmq.Context()
     status = Channel(context, zmq.PUSH, status_endpoint, bind=False)
@@ -139,7 +140,7 @@ def inference_main(
             auth.stop()
         context.destroy(linger=0)  # closes whichever sockets were opened
         raise SystemExit(3) from exc
-    dropped, processed, last_beat = 0, 0, 0.0
+    dropped, rejected, processed, last_beat = 0, 0, 0, 0.0
     status.send(
         Message(
             "status",
@@ -163,30 +164,41 @@ def inference_main(
             batch = ([first] if first else []) + inbox.drain(limit=DRAIN_LIMIT)
             frames = []
             for msg in batch:
-                if msg.kind == "audio":
-                    stage.add_audio(
-                        AudioPacket(
-                            msg.seq,
-                            msg.stamps.get("capture", 0.0),
-                            float(msg.meta.get("pts", 0.0)),
-                            msg.arrays["samples"],
-                            int(msg.meta["rate"]),
+                # packets as sent, missing parts as None: the stage checks them (BadPacket)
+                try:
+                    if msg.kind == "audio":
+                        stage.add_audio(
+                            AudioPacket(
+                                msg.seq,
+                                msg.stamps.get("capture"),
+                                msg.meta.get("pts", 0.0),
+                                msg.arrays.get("samples"),
+                                msg.meta.get("rate"),
+                            )
                         )
-                    )
-                elif msg.kind == "frame":
-                    frames.append(msg)
-                elif msg.kind == "status" and msg.meta.get("end_of_stream"):
-                    outbox.send(Message("status", processed, meta={"end_of_stream": True}))
+                    elif msg.kind == "frame":  # checked now, so a bad one never hides a good one
+                        frames.append(
+                            checked_frame(
+                                FramePacket(
+                                    msg.seq,
+                                    msg.stamps.get("capture"),
+                                    msg.meta.get("pts"),
+                                    msg.arrays.get("image"),
+                                    msg.meta.get("truth"),
+                                )
+                            )
+                        )
+                    elif msg.kind == "status" and msg.meta.get("end_of_stream"):
+                        outbox.send(Message("status", processed, meta={"end_of_stream": True}))
+                except BadPacket as exc:
+                    rejected += 1
+                    if rejected == 1:
+                        log.warning(
+                            "rejected %s message %d: %s (more are counted)", msg.kind, msg.seq, exc
+                        )
             if frames:
                 dropped += len(frames) - 1
-                msg = frames[-1]
-                frame = FramePacket(
-                    msg.seq,
-                    msg.stamps["capture"],
-                    float(msg.meta["pts"]),
-                    msg.arrays["image"],
-                    msg.meta.get("truth"),
-                )
+                frame = frames[-1]
                 result = stage.process(frame)
                 loc = result.localization
                 processed += 1
@@ -212,6 +224,7 @@ def inference_main(
                             "padded": result.padded,
                             "gap": result.gap,
                             "dropped": dropped,
+                            "rejected": rejected,
                             "processed": processed,
                             "truth": frame.truth,
                         },
@@ -223,7 +236,7 @@ def inference_main(
                         "heartbeat",
                         processed,
                         {"now": time.monotonic()},
-                        meta={"worker": "inference", "dropped": dropped},
+                        meta={"worker": "inference", "dropped": dropped, "rejected": rejected},
                     )
                 )
                 last_beat = time.monotonic()
@@ -252,7 +265,16 @@ class Supervisor:
     def __post_init__(self) -> None:
         self.context = mp.get_context("spawn")
 
+    def _release(self, name: str) -> None:
+        """Close a finished worker's Process object: its pipes stay open until closed (or
+        garbage collected), one pair per start, which a long run would pile up."""
+        old = self.processes.get(name)
+        if old is not None and not old.is_alive():
+            old.join(0)
+            old.close()
+
     def start(self, name: str) -> None:
+        self._release(name)
         target, args = self.specs[name]
         proc = self.context.Process(target=target, args=args, name=f"fnac-{name}", daemon=True)
         proc.start()
@@ -306,3 +328,15 @@ class Supervisor:
             if proc.is_alive():
                 proc.kill()
                 proc.join(1.0)
+        for name in list(self.processes):
+            self._release(name)
+        self.processes = {name: p for name, p in self.processes.items() if _open(p)}
+
+
+def _open(proc: mp.Process) -> bool:
+    """Whether ``proc`` was not closed (a closed Process answers nothing, not even is_alive)."""
+    try:
+        proc.is_alive()
+    except ValueError:
+        return False
+    return True

@@ -75,3 +75,30 @@ def test_ring_wraps_and_keeps_the_newest_audio():
     assert np.array_equal(w.samples, signal[6000:7000])
     old = ring.window(4.5)  # older than the ring holds: padded with zeros
     assert old.padded
+
+
+def test_a_gap_longer_than_the_ring_leaves_it_all_gap_and_allocates_no_more():
+    ring = AudioRing(RATE, window_s=1.0, capacity_s=2.0)
+    block = np.ones(50, np.float32)
+    ring.write(block, 100.0, seq=0)
+    ring.write(block, 100.0 + 100 * 0.05, seq=100)  # 4.95 s lost: more than the ring holds
+    w = ring.window(100.0 + 100 * 0.05 + 0.049)
+    assert w.gap and not w.padded and np.all(w.samples[-50:] == 1) and not w.samples[:-50].any()
+    assert ring.gaps == 1 and ring.gap_samples == 99 * 50
+    jump = 10**12  # 50 * 10**12 samples: the old ring tried to allocate 200 TB of zeros
+    t = 100.0 + jump * 0.05
+    ring.write(block, t, seq=jump)
+    w = ring.window(t + 0.049)
+    assert w.gap and np.all(w.samples[-50:] == 1) and not w.samples[:-50].any()
+    assert ring.gap_samples == 99 * 50 + (jump - 101) * 50 and ring.written < 3 * ring.capacity
+    ring.write(block, t + 0.05, seq=jump + 1)  # the clock moved on with the gap: no re-anchoring
+    assert ring.time_of(ring.written - 1) == pytest.approx(t + 0.099, abs=1e-3)
+
+
+def test_capture_time_that_jumps_far_ahead_is_filled_without_allocating_it():
+    ring = AudioRing(RATE, window_s=1.0, capacity_s=2.0)
+    ring.write(np.ones(500, np.float32), 10.0)
+    ring.write(np.ones(500, np.float32), 1e9)  # 10**12 samples of missing time
+    w = ring.window(1e9 + 0.499)  # (a sample either way: times this large round)
+    assert w.gap and np.all(w.samples[-499:] == 1) and not w.samples[:-501].any()
+    assert ring.gaps == 1 and ring.time_of(ring.written - 1) == pytest.approx(1e9 + 0.499, abs=2e-3)

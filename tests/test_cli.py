@@ -50,6 +50,8 @@ def test_help_lists_the_commands():
         "train",
         "eval",
         "bench-train",
+        "pretrain-image",
+        "soak",
         "experiment",
         "demo",
         "tour",

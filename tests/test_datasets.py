@@ -15,11 +15,13 @@ from train.datasets import (
     AVDataset,
     DatasetError,
     collate_skipping,
+    duet_entries,
     flickr_entries,
     frames_audio_entries,
     open_testset,
     parse_flickr_xml,
     read_ids,
+    vggss_entries,
     video_entries,
 )
 
@@ -101,17 +103,21 @@ def test_vggss_testset_with_annotations(av_root):
     assert ts.entries[0].boxes and len(ts.entries[0].boxes[0]) == 4
 
 
+def make_flickr_root(root, rng, boxes, ids=("101", "102"), nested=True):
+    for sid in ids:
+        data = root / "Data" / sid if nested else root
+        ann = root / "Annotations" if nested else root
+        ann.mkdir(parents=True, exist_ok=True)
+        (ann / f"{sid}.xml").write_text(flickr_xml(boxes))
+        write_png(data / f"{sid}.jpg", rng.integers(0, 255, (40, 50, 3), dtype=np.uint8))
+        write_wav(data / f"{sid}.wav", rng.uniform(-0.5, 0.5, 8000 * 3), 8000)
+    return root
+
+
 def test_flickr_nested_and_flat_layouts(tmp_path, rng):
     boxes = [[10, 20, 100, 120], [12, 22, 98, 118], [0, 0, 50, 50]]
     for layout in ("nested", "flat"):
-        root = tmp_path / layout
-        for sid in ("101", "102"):
-            data = root / "Data" / sid if layout == "nested" else root
-            ann = root / "Annotations" if layout == "nested" else root
-            ann.mkdir(parents=True, exist_ok=True)
-            (ann / f"{sid}.xml").write_text(flickr_xml(boxes))
-            write_png(data / f"{sid}.jpg", rng.integers(0, 255, (40, 50, 3), dtype=np.uint8))
-            write_wav(data / f"{sid}.wav", rng.uniform(-0.5, 0.5, 8000 * 3), 8000)
+        root = make_flickr_root(tmp_path / layout, rng, boxes, nested=layout == "nested")
         entries = flickr_entries(root)
         assert [e.id for e in entries] == ["101", "102"]
         assert entries[0].boxes == boxes
@@ -129,6 +135,134 @@ def test_flickr_xml_errors(tmp_path):
         parse_flickr_xml(bad)
 
 
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        pytest.param(flickr_xml([["1e999", 1, 2, 3]]), "non-finite", id="1e999"),  # OverflowError
+        pytest.param(flickr_xml([[0, "-inf", 2, 3]]), "non-finite", id="-inf"),
+        pytest.param(flickr_xml([[0, 1, "nan", 3]]), "non-finite", id="nan"),
+        pytest.param(
+            '<?xml version="1.0" encoding="nope"?><annotation/>', "not a readable", id="encoding"
+        ),  # was an uncaught LookupError
+        pytest.param(
+            "<annotation><object><bbox><n/><x>1</x><y>2</y></bbox></object></annotation>",
+            "2 coordinates, not 4",
+            id="two-coordinates",
+        ),
+    ],
+)
+def test_flickr_xml_malformed_coordinates_are_one_dataset_error(tmp_path, text, problem):
+    path = tmp_path / "bad.xml"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=problem):
+        parse_flickr_xml(path)
+
+
+def test_flickr_malformed_annotation_skips_that_sample_only(tmp_path, rng, caplog):
+    root = make_flickr_root(tmp_path / "f", rng, [[10, 20, 100, 120]], ids=("101", "102", "103"))
+    (root / "Annotations" / "102.xml").write_text(flickr_xml([["1e999", 1, 2, 3]]))
+    with caplog.at_level(logging.WARNING):
+        entries = flickr_entries(root)
+    assert [e.id for e in entries] == ["101", "103"]
+    assert "1 samples skipped, annotations malformed" in caplog.text
+    assert "102" in caplog.text and "non-finite" in caplog.text
+    for sid in ("101", "103"):
+        (root / "Annotations" / f"{sid}.xml").write_text("<annotation><object>")
+    with pytest.raises(
+        DatasetError, match="none of the 3 annotations is usable.*101.xml is not a readable"
+    ):
+        open_testset(root)
+
+
+def write_table(path, table):
+    path.write_text(json.dumps(table))  # NaN / Infinity are written as JSON's extension allows
+    return path
+
+
+def test_vggss_boxes_are_floats_and_the_class_is_kept(av_root):
+    entries = vggss_entries(av_root, av_root / "test.json")
+    assert all(isinstance(v, float) for e in entries for b in e.boxes for v in b)
+    assert entries[0].klass == "red"
+
+
+MALFORMED_BOXES = [
+    pytest.param(5, "is not a list of boxes", id="bbox-int"),  # was TypeError
+    pytest.param([5], "is not a list", id="box-int"),  # was TypeError
+    pytest.param(["x", 1, 2, 3], "is not a list", id="flat-box"),  # was ValueError
+    pytest.param([["x", 1, 2, 3]], "non-numeric", id="text-coordinate"),
+    pytest.param([[True, 0, 1, 1]], "non-numeric", id="bool-coordinate"),
+    pytest.param([[0, 0, 1]], "3 coordinates", id="three-coordinates"),
+    pytest.param([[float("nan"), 0, 1, 1]], "non-finite", id="nan"),
+    pytest.param([[0, float("inf"), 1, 1]], "non-finite", id="inf"),
+    pytest.param([[10**400, 0, 1, 1]], "non-finite", id="beyond-float"),
+    pytest.param(None, "is not a list of boxes", id="null"),
+]
+
+
+@pytest.mark.parametrize("bbox, problem", MALFORMED_BOXES)
+def test_vggss_malformed_boxes_skip_that_entry_with_a_warning(av_root, caplog, bbox, problem):
+    table = json.loads((av_root / "test.json").read_text())
+    table[3]["bbox"] = bbox
+    with caplog.at_level(logging.WARNING):
+        entries = vggss_entries(av_root, write_table(av_root / "test.json", table))
+    assert len(entries) == 15 and "s003" not in {e.id for e in entries}
+    assert "1 samples skipped, annotations malformed" in caplog.text
+    assert "s003" in caplog.text and problem in caplog.text
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        pytest.param(lambda a: a.pop("bbox"), '"bbox" None', id="no-bbox"),  # was no ground truth
+        pytest.param(lambda a: a.pop("file"), "item #3", id="no-file"),  # was an id "None"
+        pytest.param(lambda a: a.update(file=["s003"]), "is not a sample id", id="list-file"),
+        pytest.param(lambda a: a.update({"class": {"n": 1}}), "is not a name", id="dict-class"),
+    ],
+)
+def test_vggss_entry_missing_a_key_is_skipped(av_root, caplog, change, problem):
+    table = json.loads((av_root / "test.json").read_text())
+    change(table[3])
+    with caplog.at_level(logging.WARNING):
+        entries = vggss_entries(av_root, write_table(av_root / "test.json", table))
+    assert len(entries) == 15 and "s003" not in {e.id for e in entries}
+    assert problem in caplog.text
+
+
+@pytest.mark.parametrize(
+    "table, problem",
+    [
+        ({"file": "s000", "bbox": [[0, 0, 1, 1]]}, "holds a JSON dict, not a list"),
+        (5, "holds a JSON int, not a list"),
+        ([{"file": "s000", "bbox": [[0, 0, 1, 1]]}, "s001"], "item #1 is a JSON str"),
+    ],
+)
+def test_annotations_json_that_is_not_a_list_of_objects_is_one_error(
+    av_root, tmp_path, table, problem
+):
+    path = write_table(tmp_path / "odd.json", table)
+    with pytest.raises(DatasetError, match=problem) as err:
+        vggss_entries(av_root, path)
+    assert str(path) in str(err.value) and '"bbox": [[xmin' in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000, "[" + "1" * 5000 + "]", b"\xff\xfe[]"],  # recursion, digit limit, bad UTF-8
+    ids=["deep", "long-int", "not-utf8"],
+)
+def test_unreadable_annotations_json_is_one_error(av_root, tmp_path, text):
+    path = tmp_path / "odd.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(DatasetError, match="not a readable JSON"):
+        vggss_entries(av_root, path)
+
+
+def test_annotations_json_with_nothing_usable_names_the_problem(av_root):
+    table = [{"file": f"s{i:03d}", "bbox": 5} for i in range(16)]
+    with pytest.raises(DatasetError, match="none of the 16 annotations is usable.*s000"):
+        open_testset(av_root, annotations=write_table(av_root / "test.json", table))
+
+
 def test_silent_pairs(av_root):
     (av_root / "test_plus_silent.csv").write_text(
         "video,audio,label\ns000,s001,non-sounding\ns002,ghost,non-sounding\n"
@@ -138,10 +272,12 @@ def test_silent_pairs(av_root):
     assert ts.silent[0].image.stem == "s000" and ts.silent[0].audio.stem == "s001"
 
 
-def test_duet_layout(tmp_path, rng):
-    root = make_av_root(tmp_path / "duet", n=2)
+def make_duet_root(root, rng, n=2):
+    """``n`` two-source scenes; returns the root and its duet.json table, to break and rewrite."""
+    make_av_root(root, n=n)
     table = []
-    for sid in ("s000", "s001"):
+    for i in range(n):
+        sid = f"s{i:03d}"
         for k in range(2):
             write_wav(root / "sources" / f"{sid}_{k}.wav", rng.uniform(-0.3, 0.3, 24000), 8000)
         table.append(
@@ -153,10 +289,53 @@ def test_duet_layout(tmp_path, rng):
                 ],
             }
         )
-    (root / "duet.json").write_text(json.dumps(table))
+    write_table(root / "duet.json", table)
     (root / "test.json").unlink()
+    return root, table
+
+
+def test_duet_layout(tmp_path, rng):
+    root, _ = make_duet_root(tmp_path / "duet", rng)
     ts = open_testset(root)
     assert ts.kind == "duet" and len(ts.entries) == 2 and len(ts.entries[0].sources) == 2
+    assert ts.entries[1].sources[1]["boxes"] == [[0.5, 0.5, 1.0, 1.0]]
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        pytest.param(lambda a: a.pop("sources"), '"sources" None', id="no-sources"),  # KeyError
+        pytest.param(lambda a: a.update(sources=5), '"sources" 5', id="int-sources"),  # TypeError
+        pytest.param(lambda a: a.update(sources=[]), '"sources" []', id="empty"),  # was kept
+        pytest.param(lambda a: a.update(sources=[5, 6]), "not a {", id="int-source"),  # TypeError
+        pytest.param(lambda a: a["sources"][0].pop("bbox"), '"bbox" None', id="no-bbox"),
+        pytest.param(
+            lambda a: a["sources"][1].update(bbox=[5]), "box 5 is not a list", id="box-int"
+        ),
+        pytest.param(
+            lambda a: a["sources"][1].update(bbox=[["x", 1, 2, 3]]), "non-numeric", id="text"
+        ),
+        pytest.param(
+            lambda a: a["sources"][0].update(bbox=[[0, 0, float("inf"), 1]]), "non-finite", id="inf"
+        ),
+        pytest.param(lambda a: a.pop("file"), "item #1", id="no-file"),  # was KeyError
+    ],
+)
+def test_duet_malformed_entry_is_skipped_with_a_warning(tmp_path, rng, caplog, change, problem):
+    root, table = make_duet_root(tmp_path / "duet", rng, n=3)
+    change(table[1])
+    write_table(root / "duet.json", table)
+    with caplog.at_level(logging.WARNING):
+        entries = duet_entries(root)
+    assert [e.id for e in entries] == ["s000", "s002"]
+    assert "1 samples skipped, annotations malformed" in caplog.text and problem in caplog.text
+
+
+def test_duet_json_that_is_not_a_list_is_one_error(tmp_path, rng):
+    root, table = make_duet_root(tmp_path / "duet", rng)
+    write_table(root / "duet.json", {"s000": table[0]})  # was TypeError: string indices
+    with pytest.raises(DatasetError, match=r"duet.json holds a JSON dict.*\"sources\""):
+        open_testset(root)
 
 
 def write_mp4(path, seconds=2.0, fps=10, rate=16000, audio=True):

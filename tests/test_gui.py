@@ -160,14 +160,14 @@ def test_snapshot_and_recording_write_files(qtbot, window):
 
 def test_a_killed_worker_shows_in_the_status_and_recovers(qtbot, window):
     wait_frames(qtbot, window, 1)
-    worker = window.feed.pipeline.supervisor.processes["inference"]
-    os.kill(worker.pid, signal.SIGKILL)
+    killed = window.feed.pipeline.supervisor.processes["inference"].pid
+    os.kill(killed, signal.SIGKILL)
     qtbot.waitUntil(lambda: "restarted" in window.status.text(), timeout=30_000)
     assert "inference worker died" in window.events.toPlainText()
     qtbot.waitUntil(lambda: window.feed.stats.restarts >= 1, timeout=5_000)
     assert "restarts 1" in window.readout.text()
     wait_frames(qtbot, window, 3, timeout_ms=START_MS)  # results resume
-    assert window.feed.pipeline.supervisor.processes["inference"].pid != worker.pid
+    assert window.feed.pipeline.supervisor.processes["inference"].pid != killed
 
 
 def test_a_bad_checkpoint_is_shown_in_the_window(qtbot, window, tmp_path):

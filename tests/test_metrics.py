@@ -97,7 +97,7 @@ def test_every_vggss_box_parses(metadata_dir):
 
 
 def test_average_precision_and_max_f1_hand_computed():
-    from fnac.metrics import average_precision, max_f1
+    from fnac.metrics import average_precision, max_f1, max_f1_threshold
 
     # ranking: pos (0.9), neg (0.8), pos (0.7), neg (0.1)
     scores, labels = [0.9, 0.8, 0.7, 0.1], [True, False, True, False]
@@ -105,6 +105,7 @@ def test_average_precision_and_max_f1_hand_computed():
     assert average_precision(scores, labels) == pytest.approx((1 + 2 / 3) / 2)
     # thresholds: P/R = (1, .5) F1 .667; (.5, .5) .5; (.667, 1) .8; (.5, 1) .667
     assert max_f1(scores, labels) == pytest.approx(0.8)
+    assert max_f1_threshold(scores, labels) == 0.7  # the best F1 counts >= 0.7 as sounding
     assert average_precision([0.5, 0.5], [True, False]) == pytest.approx(0.5)  # a tie
     with pytest.raises(ValueError):
         average_precision([0.1], [False])

@@ -56,4 +56,4 @@ def test_confidence_rises_with_level_and_score():
     s = ConfidenceSettings()
     assert confidence(0.6, -70, s) == 0
     assert confidence(0.6, -42, s) < confidence(0.6, -35, s) < confidence(0.6, -20, s)
-    assert confidence(0.2, -20, s) < confidence(0.3, -20, s) == pytest.approx(0.5)
+    assert confidence(0.2, -20, s) < confidence(s.score_mid, -20, s) == pytest.approx(0.5)

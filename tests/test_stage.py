@@ -1,5 +1,6 @@
 """The inference stage on the synthetic stream: every frame gets a result, the audio embedding
-runs at its own rate, padding and gaps are flagged."""
+runs at its own rate, padding and gaps are flagged; bad packets are refused, NaN never comes out,
+a long gap costs no memory and a restarted capture is a new stream."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fnac.config import AudioConfig, ImageConfig, ModelConfig
 from fnac.model import FNAC
 from realtime.engines import Engine
 from realtime.sources import AudioPacket, FramePacket, SyntheticSource
-from realtime.stage import InferenceStage
+from realtime.stage import BadPacket, InferenceStage
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +68,144 @@ def test_silence_gives_no_sounding_result(engine):
     image = np.zeros((120, 160, 3), np.uint8)
     result = stage.process(FramePacket(0, 3.5, 3.5, image))
     assert result.localization.confidence == 0 and not result.localization.sounding
+
+
+def new_stage(engine) -> InferenceStage:
+    return InferenceStage(engine, AudioConfig(sample_rate=16000), ImageConfig(size=128))
+
+
+def stream(seconds, t0=100.0, seed=0, frame_first=False, rate=8000, block=1024, fps=4):
+    """Noise (seeded) and one fixed picture, in capture order; at equal pts the frame comes first
+    when ``frame_first``."""
+    rng = np.random.default_rng(seed)
+    audio = (0.3 * rng.standard_normal(int(seconds * rate))).astype(np.float32)
+    image = np.random.default_rng(99).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    packets = [
+        AudioPacket(seq, t0 + n / rate, n / rate, audio[n : n + block], rate)
+        for seq, n in enumerate(range(0, audio.size - block + 1, block))
+    ]
+    packets += [FramePacket(i, t0 + i / fps, i / fps, image) for i in range(int(seconds * fps))]
+    return sorted(packets, key=lambda p: (p.pts, isinstance(p, AudioPacket) == frame_first))
+
+
+def feed(stage, packets):
+    results = []
+    for packet in packets:
+        if isinstance(packet, AudioPacket):
+            stage.add_audio(packet)
+        else:
+            results.append(stage.process(packet))
+    return results
+
+
+def test_packets_the_stage_cannot_use_are_refused_and_leave_it_untouched(engine):
+    stage = new_stage(engine)
+    noise = np.full(1024, 0.1, np.float32)
+    bad_audio = [
+        dict(samples=np.zeros(0, np.float32)),  # no samples
+        dict(samples=None),  # a message without its array
+        dict(samples=np.zeros(1024, np.int16)),
+        dict(samples=np.zeros((1024, 2), np.float32)),
+        dict(samples=np.zeros(16001, np.float32)),  # longer than a live block
+        *(dict(rate=r) for r in (0, -16000, 0.5, "fast", None, float("nan"), 10**400, 10**6)),
+        dict(t=None),
+        dict(t=float("inf")),
+        dict(pts="0"),
+        dict(seq=10**30),
+    ]
+    for bad in bad_audio:
+        fields = dict(seq=0, t=1.0, pts=0.0, samples=noise, rate=16000) | bad
+        with pytest.raises(BadPacket):
+            stage.add_audio(AudioPacket(**fields))
+    image = np.zeros((120, 160, 3), np.uint8)
+    bad_frames = [
+        dict(image=None),
+        dict(image=np.zeros((0, 0, 3), np.uint8)),
+        dict(image=np.zeros((120, 160, 3), np.float32)),
+        dict(image=np.zeros((120, 160), np.uint8)),
+        dict(image=np.zeros((120, 160, 4), np.uint8)),
+        dict(t=None),
+        dict(pts=None),
+        dict(pts=float("nan")),
+    ]
+    for bad in bad_frames:
+        fields = dict(index=0, t=1.0, pts=0.0, image=image) | bad
+        with pytest.raises(BadPacket):
+            stage.process(FramePacket(**fields))
+    assert stage.ring.written == 0 and stage.last_seq is None and stage.last_pts is None
+    results = feed(stage, stream(3.5))
+    assert not results[-1].padded and not results[-1].gap
+
+
+def test_nan_and_inf_samples_enter_as_flagged_zeros_and_never_reach_a_result(engine):
+    stage = new_stage(engine)
+    packets = stream(7.0)
+    burst = [p for p in packets if isinstance(p, AudioPacket)][20:23]  # 2.56-2.94 s
+    burst[0].samples = burst[0].samples.copy()
+    burst[0].samples[::2] = np.nan
+    burst[1].samples = np.full(burst[1].samples.size, 1e300)  # inf once it is float32
+    burst[2].samples = np.where(burst[2].samples > 0, np.inf, -np.inf).astype(np.float32)
+    results = feed(stage, packets)
+    for r in results:
+        numbers = [r.localization.score, r.localization.confidence, r.localization.level_db]
+        assert np.isfinite(r.raw_map).all() and np.isfinite(r.spectrum).all()
+        assert np.isfinite(numbers).all() and np.isfinite(r.localization.heat).all()
+    assert stage.nonfinite == 512 + 2 * 1024
+    assert [r.gap for r in results] == [2.56 <= r.pts < 2.94 + 3.0 for r in results]
+
+
+def test_a_map_that_comes_out_non_finite_is_published_as_nothing_sounding(engine, monkeypatch):
+    stage = new_stage(engine)
+    maps = engine.maps
+    monkeypatch.setattr(engine, "maps", lambda v, a: maps(v, a) * float("nan"))
+    result = feed(stage, stream(1.0))[-1]
+    assert np.array_equal(result.raw_map, np.zeros_like(result.raw_map))
+    assert result.localization.confidence == 0 and not result.localization.sounding
+    assert np.isfinite(result.localization.score) and stage.nonfinite_maps == 4
+
+
+def test_a_huge_jump_in_seq_fills_the_ring_not_memory(engine):
+    stage = new_stage(engine)
+    feed(stage, stream(2.0))  # blocks 0-14 of 1024 samples at 8 kHz, from t = 100 s
+    jump = 10**9  # 4 TB of zeros at 8 kHz: the old stage tried to allocate them
+    later = [
+        AudioPacket(seq, 100.0 + seq * 0.128, seq * 0.128, np.full(1024, 0.1, np.float32), 8000)
+        for seq in range(jump, jump + 40)
+    ]
+    stage.add_audio(later[0])
+    t = later[0].t + 0.1
+    first = stage.process(FramePacket(0, t, later[0].pts + 0.1, np.zeros((120, 160, 3), np.uint8)))
+    assert first.gap and not first.padded
+    window = stage.ring.window(t).samples
+    assert np.allclose(window[-1000:], 0.1, atol=0.02) and not window[:-2100].any()
+    for packet in later[1:]:  # the clock carried on across the gap: new audio lines up
+        stage.add_audio(packet)
+    t = later[-1].t
+    last = stage.process(FramePacket(1, t, later[-1].pts, np.zeros((120, 160, 3), np.uint8)))
+    assert not last.gap and not last.padded and stage.ring.window(t).lag_s < 0.01
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_a_click_lands_where_it_was_captured_at_any_source_rate(engine, rate):
+    stage = new_stage(engine)  # 16 kHz: equal rates, where the resampler passes blocks through
+    for seq in range(40):
+        block = np.zeros(rate // 10, np.float32)
+        block[0] = float(seq == 20)  # captured at 102.0 s
+        stage.add_audio(AudioPacket(seq, 100.0 + seq * 0.1, seq * 0.1, block, rate))
+    window = stage.ring.window(103.0)  # the 3 s ending at 103.0 s: the click is 1 s from its end
+    assert int(np.argmax(np.abs(window.samples))) == window.samples.size - 1 - 16000
+
+
+@pytest.mark.parametrize("frame_first", [False, True])
+@pytest.mark.parametrize("t0", [0.0, 110.0])  # the capture clock starts again too, or carries on
+def test_a_restarted_capture_is_processed_as_a_new_stream(engine, t0, frame_first):
+    stage = new_stage(engine)
+    feed(stage, stream(2.0, seed=1))
+    again = stream(1.5, t0=t0, seed=2, frame_first=frame_first)  # seq and pts from 0 again
+    restarted = feed(stage, again)
+    fresh = feed(new_stage(engine), again)
+    assert len(restarted) == len(fresh) == 6
+    for r, f in zip(restarted, fresh, strict=True):
+        assert (r.padded, r.gap, r.audio_fresh) == (f.padded, f.gap, f.audio_fresh)
+        assert r.localization.level_db == pytest.approx(f.localization.level_db)
+        np.testing.assert_allclose(r.raw_map, f.raw_map, rtol=1e-5, atol=1e-6)

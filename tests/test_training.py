@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, make_av_root
 from conftest import TINY_TRAIN as TINY
 
 from fnac.checkpoint import load_checkpoint
@@ -61,6 +63,39 @@ def test_resume_equals_an_uninterrupted_run(av_root, tmp_path):
     # and the run did train: weights moved away from the initial ones
     first = load_checkpoint(split / "latest.pth")
     assert first.info.epoch == 2
+
+
+def _train_cli(root: Path, out: Path, *extra: str) -> subprocess.Popen:
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if not isinstance(v, bool)]
+    cmd = [sys.executable, "-m", "fnac.cli", "train", "--data", str(root), "--out", str(out)]
+    cmd += [*flags, "--no-tensorboard", "--no-progress", "--epochs", "4", "--warmup", "1", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    log = open(out.parent / f"{out.name}.log", "a")  # a pipe left unread could fill and block
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_sigkill_mid_epoch_then_resume_ends_with_the_uninterrupted_weights(tmp_path):
+    root = make_av_root(tmp_path / "av", n=48)
+    straight = _train_cli(root, tmp_path / "straight")
+    assert straight.wait(timeout=300) == 0, (tmp_path / "straight.log").read_text()[-3000:]
+
+    killed_out = tmp_path / "killed"
+    killed = _train_cli(root, killed_out)
+    deadline = time.monotonic() + 240
+    while not (killed_out / "latest.pth").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first epoch's checkpoint is on disk: the second epoch runs
+    time.sleep(0.3)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=30) == -signal.SIGKILL  # killed, not finished
+    survivor = load_checkpoint(killed_out / "latest.pth")  # never a half-written file
+    assert 1 <= survivor.info.epoch < 4
+
+    resumed = _train_cli(root, killed_out, "--resume")
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "killed.log").read_text()[-3000:]
+    a = load_checkpoint(tmp_path / "straight" / "latest.pth").state_dict()
+    b = load_checkpoint(killed_out / "latest.pth").state_dict()
+    assert load_checkpoint(killed_out / "latest.pth").info.epoch == 4
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
 
 
 def test_torchrun_two_processes_gloo_identical_weights(av_root, tmp_path):
@@ -149,7 +184,10 @@ def test_false_negative_experiment_runs_and_reports(tmp_path):
         dim=16,
         workers=0,
         device="cpu",
-        init="random",
+        init="world",
+        pretrain_images=8,
+        pretrain_steps=2,
+        spec_masks=False,
     )
     report = run_experiment(args)
     (row,) = report["table"]
@@ -159,5 +197,6 @@ def test_false_negative_experiment_runs_and_reports(tmp_path):
         assert 0 <= row[loss]["auc"]["mean"] <= 1
     assert "| 3 |" in (tmp_path / "fn" / "results.md").read_text()
     assert len(report["runs"]) == 4
+    assert (tmp_path / "fn" / "world-k3" / "objects-resnet18.pth").is_file()
     again = run_experiment(args)  # finished runs are reused, not retrained
     assert again["runs"] == report["runs"]

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import zmq
 
+import realtime.transport
 from realtime.transport import (
+    MAX_RECV_PART_BYTES,
     Channel,
     TransportError,
     check_exposure,
@@ -19,7 +21,7 @@ from realtime.transport import (
     is_loopback,
     private_dir,
 )
-from realtime.wire import Message, encode
+from realtime.wire import MAX_ARRAY_BYTES, MAX_PART_BYTES, Message, decode, encode
 
 
 def test_ipc_directory_is_private():
@@ -65,6 +67,74 @@ def test_round_trip_and_malformed_messages_are_counted():
         for p in folder.iterdir():
             p.unlink()
         folder.rmdir()
+
+
+@pytest.fixture
+def pull_and_push():
+    """A receiving Channel on a private ipc endpoint and a raw PUSH socket connected to it."""
+    folder = private_dir()
+    context = zmq.Context()
+    endpoint = ipc_endpoint(folder, "t")
+    server = Channel(context, zmq.PULL, endpoint, bind=True)
+    raw = context.socket(zmq.PUSH)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.connect(endpoint)
+    try:
+        yield server, raw
+    finally:
+        raw.close(linger=0)
+        server.close()
+        context.term()
+        for p in folder.iterdir():
+            p.unlink()
+        folder.rmdir()
+
+
+def test_oversized_part_is_refused_before_decoding_and_the_channel_goes_on(pull_and_push):
+    server, raw = pull_and_push
+    assert MAX_RECV_PART_BYTES > MAX_PART_BYTES  # room for ZMTP and CURVE framing
+    oversized = np.zeros(MAX_RECV_PART_BYTES + 1, np.uint8)
+    raw.send_multipart(encode(Message("frame", 1, arrays={"image": oversized})), copy=False)
+    assert server.recv(timeout_ms=1000) is None
+    assert server.malformed == 0  # ZeroMQ dropped it (and the connection): decode never saw it
+    # the sender reconnects by itself; PUSH waits for the connection
+    raw.send_multipart(encode(Message("frame", 2, arrays={"image": np.ones(4, np.uint8)})))
+    got = server.recv(timeout_ms=5000)
+    assert got is not None and got.seq == 2 and server.malformed == 0
+
+
+def test_the_largest_array_the_wire_accepts_still_gets_through_curve():
+    # CURVE wraps each part in 33 more bytes, which the receiving bound must leave room for
+    keys = curve_keys()
+    context = zmq.Context()
+    server = Channel(context, zmq.PULL, "tcp://127.0.0.1:0", bind=True, curve=keys)
+    endpoint = server.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+    client = Channel(context, zmq.PUSH, endpoint, bind=False, curve=keys)
+    try:
+        client.send(Message("frame", 1, arrays={"image": np.zeros(MAX_ARRAY_BYTES, np.uint8)}))
+        got = server.recv(timeout_ms=10_000)
+        assert got is not None and got.arrays["image"].nbytes == MAX_ARRAY_BYTES
+    finally:
+        client.close()
+        server.close()
+        context.term()
+
+
+def test_anything_the_decoder_raises_is_counted_not_fatal(pull_and_push, monkeypatch):
+    server, raw = pull_and_push
+    calls = []
+
+    def buggy_decode(frames):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a decoder bug")
+        return decode(frames)
+
+    monkeypatch.setattr(realtime.transport, "decode", buggy_decode)
+    raw.send_multipart(encode(Message("frame", 1)))
+    raw.send_multipart(encode(Message("frame", 2)))
+    got = server.recv(timeout_ms=3000)
+    assert got is not None and got.seq == 2 and server.malformed == 1
 
 
 def test_curve_encrypted_tcp_on_loopback():

@@ -123,7 +123,8 @@ def _headline(report: dict[str, Any]) -> str:
     if "silent" in report and "ap" in report["silent"]:
         lines.append(
             f"silent pairs: AP {report['silent']['ap']:.4f}, "
-            f"max-F1 {report['silent']['max_f1']:.4f}"
+            f"max-F1 {report['silent']['max_f1']:.4f} at a map score of "
+            f"{report['silent']['score_at_max_f1']:.3f} (cosine; the live app's score_mid)"
         )
     return "\n  ".join(lines)
 

@@ -10,9 +10,10 @@ id list (``flickr_10k.txt``, ``vggss_144k.txt``, ...). Test sets (``open_testset
 - ``duet``: frames/ + audio/ + ``sources/<id>_<k>.wav`` + ``duet.json`` (two sounding objects);
 - silent pairs: a ``video,audio,label`` csv pairing a frame with another clip's audio.
 
-Missing files are counted and reported when the index is built; files that fail to decode are
-skipped at load time (``None`` samples, dropped and counted by ``collate_skipping``), never replaced
-by another sample.
+Missing files and malformed annotations (a box that is not four finite numbers, an unparseable
+xml) are counted and reported when the index is built, and only a test set left with nothing usable
+is an error; files that fail to decode are skipped at load time (``None`` samples, dropped and
+counted by ``collate_skipping``), never replaced by another sample.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
+import reprlib
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +45,10 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 TESTSET_KINDS = ("auto", "vggss", "flickr", "duet", "video")
+VGGSS_SHAPE = '[{"file": id, "class": name, "bbox": [[xmin, ymin, xmax, ymax], ...]}, ...]'
+DUET_SHAPE = '[{"file": id, "sources": [{"class": name, "bbox": [[xmin, ymin, xmax, ymax]]}, ...]}]'
+
+T = TypeVar("T")
 
 
 class DatasetError(ValueError):
@@ -88,14 +95,46 @@ def _require_dir(path: Path, what: str) -> None:
         raise DatasetError(f"{what} {path} does not exist or is not a folder")
 
 
-def _report_missing(missing: list[str], where: Path) -> None:
+def _report_missing(missing: list[str], where: Path, why: str = "files missing") -> None:
     if missing:
         log.warning(
-            "%s: %d samples skipped, files missing (e.g. %s)",
+            "%s: %d samples skipped, %s (e.g. %s)",
             where,
             len(missing),
+            why,
             ", ".join(missing[:3]),
         )
+
+
+def _report_malformed(malformed: list[str], usable: int, where: Path) -> None:
+    """Skip-and-count like missing files: one bad annotation should not cost the whole test set,
+    but a set where every annotation is bad is a broken file or a wrong format, so it is an error
+    that names the first problem rather than an empty result."""
+    if malformed and not usable:
+        raise DatasetError(
+            f"{where}: none of the {len(malformed)} annotations is usable (e.g. {malformed[0]})"
+        )
+    _report_missing(malformed, where, "annotations malformed")
+
+
+def _box(values: Any) -> list[float]:
+    """``[xmin, ymin, xmax, ymax]`` as four finite floats, else a DatasetError saying what is
+    wrong: a malformed box would otherwise fail (or silently score against an empty or inverted
+    map) only later, in the ground-truth map, far from the file that holds it."""
+    shown = reprlib.repr(values)
+    if not isinstance(values, list | tuple):
+        raise DatasetError(f"box {shown} is not a list [xmin, ymin, xmax, ymax]")
+    if len(values) != 4:
+        raise DatasetError(f"box {shown} has {len(values)} coordinates, not 4")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise DatasetError(f"box {shown} holds non-numeric coordinates")
+    try:
+        box = [float(v) for v in values]
+    except OverflowError:  # an integer beyond the float range
+        box = [math.inf]
+    if not all(map(math.isfinite, box)):
+        raise DatasetError(f"box {shown} holds non-finite coordinates")
+    return box
 
 
 class FramesAudioLayout:
@@ -185,11 +224,12 @@ def parse_flickr_xml(path: str | Path) -> list[list[int]]:
     """Flickr-SoundNet annotation -> annotator boxes [xmin, ymin, xmax, ymax] on the 256 grid.
 
     The root's children hold ``bbox`` elements of 5 children: the first is skipped, the next four
-    are the integer coordinates.
+    are the coordinates, truncated to integers. Any problem with the file is one DatasetError (which
+    ``flickr_entries`` counts as a skipped sample).
     """
     try:
         root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
+    except (ET.ParseError, OSError, LookupError) as exc:  # LookupError: unknown encoding=
         raise DatasetError(f"{path} is not a readable annotation XML ({exc})") from exc
     boxes = []
     for child in root:
@@ -198,13 +238,15 @@ def parse_flickr_xml(path: str | Path) -> list[list[int]]:
                 continue
             values = [c.text for c in list(element)[1:5]]
             try:
-                boxes.append([int(float(v)) for v in values])
+                numbers = [float(v) for v in values]
             except (TypeError, ValueError) as exc:
                 raise DatasetError(
                     f"{path}: a bbox holds non-numeric coordinates {values}"
                 ) from exc
-            if len(boxes[-1]) != 4:
-                raise DatasetError(f"{path}: a bbox has {len(boxes[-1])} coordinates, not 4")
+            try:
+                boxes.append([int(v) for v in _box(numbers)])
+            except DatasetError as exc:
+                raise DatasetError(f"{path}: {exc}") from exc
     return boxes
 
 
@@ -216,58 +258,123 @@ def flickr_entries(root: str | Path, ids: Sequence[str] | None = None) -> list[E
         raise DatasetError(f"{root} holds no Flickr annotations (Annotations/<id>.xml)")
     annotated = [i for i in ids if layout.xml(i) is not None]
     _report_missing([i for i in ids if layout.xml(i) is None], layout.annotations)
-    entries = layout_entries(layout, annotated)
-    for e in entries:
-        e.boxes = parse_flickr_xml(layout.xml(e.id))
-    return entries
+    kept, malformed = [], []
+    for e in layout_entries(layout, annotated):
+        try:
+            e.boxes = parse_flickr_xml(layout.xml(e.id))
+        except DatasetError as exc:
+            malformed.append(f"{e.id} ({exc})")
+        else:
+            kept.append(e)
+    _report_malformed(malformed, len(kept), layout.annotations)
+    return kept
 
 
 def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
+        # ValueError: bad JSON, bad UTF-8, an integer past Python's digit limit; RecursionError:
+        # arrays nested too deep for the decoder
         raise DatasetError(f"{path} is not a readable JSON file ({exc})") from exc
+
+
+def _sample_id(item: dict[str, Any]) -> str:
+    file = item.get("file")
+    if isinstance(file, bool) or not isinstance(file, str | int) or file == "":
+        raise DatasetError(f'"file" {reprlib.repr(file)} is not a sample id')
+    return str(file)
+
+
+def _boxes(item: dict[str, Any]) -> list[list[float]]:
+    boxes = item.get("bbox")
+    if not isinstance(boxes, list):
+        raise DatasetError(f'"bbox" {reprlib.repr(boxes)} is not a list of boxes')
+    return [_box(b) for b in boxes]
+
+
+def _class(item: dict[str, Any]) -> str | None:
+    klass = item.get("class")
+    if klass is not None and not isinstance(klass, str):
+        raise DatasetError(f'"class" {reprlib.repr(klass)} is not a name')
+    return klass
+
+
+def _json_annotations(path: Path, shape: str, parse: Callable[[dict[str, Any]], T]) -> dict[str, T]:
+    """id -> ``parse(item)`` for the items of an annotations json.
+
+    A file that is not a list of objects is one DatasetError naming the shape expected; an item
+    whose id or boxes are malformed is skipped and counted (``_report_malformed``).
+    """
+    table = _load_json(path)
+    if not isinstance(table, list):
+        raise DatasetError(
+            f"{path} holds a JSON {type(table).__name__}, not a list of annotations {shape}"
+        )
+    for k, item in enumerate(table):
+        if not isinstance(item, dict):
+            raise DatasetError(
+                f"{path}: item #{k} is a JSON {type(item).__name__}, not an object; "
+                f"expected {shape}"
+            )
+    parsed, malformed = {}, []
+    for k, item in enumerate(table):
+        name = f"item #{k}"
+        try:
+            name = _sample_id(item)
+            parsed[name] = parse(item)
+        except DatasetError as exc:
+            malformed.append(f"{name} ({exc})")
+    _report_malformed(malformed, len(parsed), path)
+    return parsed
 
 
 def vggss_entries(
     root: str | Path, annotations: str | Path, ids: Sequence[str] | None = None
 ) -> list[Entry]:
     """VGG-SS layout: frames/ + audio/, boxes from a vggss.json-style file."""
-    table = _load_json(Path(annotations))
-    if not isinstance(table, list):
-        raise DatasetError(f"{annotations} is not a vggss.json-style list of annotations")
-    by_id = {str(a.get("file")): a for a in table if isinstance(a, dict)}
+    by_id = _json_annotations(
+        Path(annotations), VGGSS_SHAPE, lambda item: (_boxes(item), _class(item))
+    )
     ids = list(ids) if ids is not None else list(by_id)
     unannotated = [i for i in ids if i not in by_id]
     if unannotated:
         log.warning(
-            "%s: %d ids have no annotation and are skipped (e.g. %s)",
+            "%s: %d ids have no usable annotation and are skipped (e.g. %s)",
             annotations,
             len(unannotated),
             ", ".join(unannotated[:3]),
         )
     entries = frames_audio_entries(root, [i for i in ids if i in by_id])
     for e in entries:
-        e.boxes = [list(map(float, b)) for b in by_id[e.id].get("bbox", [])]
-        e.klass = by_id[e.id].get("class")
+        e.boxes, e.klass = by_id[e.id]
     return entries
+
+
+def _duet_sources(item: dict[str, Any]) -> list[dict[str, Any]]:
+    sources = item.get("sources")
+    if not isinstance(sources, list) or not sources:
+        raise DatasetError(f'"sources" {reprlib.repr(sources)} is not a list of sources')
+    if not all(isinstance(src, dict) for src in sources):
+        raise DatasetError('"sources" holds an item that is not a {"class", "bbox"} object')
+    return [{"boxes": _boxes(src), "class": _class(src)} for src in sources]
 
 
 def duet_entries(root: str | Path, annotations: str | Path | None = None) -> list[Entry]:
     """Two-source scenes: mixture audio plus each source's own audio and boxes."""
     root = Path(root)
-    table = _load_json(Path(annotations) if annotations else root / "duet.json")
-    entries = frames_audio_entries(root, [str(a["file"]) for a in table])
-    by_id = {str(a["file"]): a for a in table}
+    path = Path(annotations) if annotations else root / "duet.json"
+    by_id = _json_annotations(path, DUET_SHAPE, _duet_sources)
+    entries = frames_audio_entries(root, list(by_id))
     kept = []
     for e in entries:
         sources = []
-        for k, src in enumerate(by_id[e.id]["sources"]):
+        for k, src in enumerate(by_id[e.id]):
             audio = _find(root / "sources", f"{e.id}_{k}", AUDIO_SUFFIXES)
             if audio is None:
                 break
-            sources.append({"audio": audio, "boxes": src["bbox"], "class": src.get("class")})
-        if len(sources) == len(by_id[e.id]["sources"]):
+            sources.append({"audio": audio, **src})
+        if len(sources) == len(by_id[e.id]):
             e.sources = sources
             kept.append(e)
     _report_missing([e.id for e in entries if not e.sources], root / "sources")

@@ -21,6 +21,7 @@ from fnac.metrics import (
     average_precision,
     ciou,
     max_f1,
+    max_f1_threshold,
     multi_source_ciou,
     sounding_confidence,
     success_curve,
@@ -218,6 +219,8 @@ def evaluate_silent(
         "skipped": skipped,
         "ap": average_precision(scores, labels),
         "max_f1": max_f1(scores, labels),
+        # in cosine units, like the live app's ConfidenceSettings.score_mid
+        "score_at_max_f1": max_f1_threshold(scores, labels) * model.tau,
     }
 
 

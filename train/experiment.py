@@ -41,7 +41,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto")
-    p.add_argument("--init", default="random", choices=["random", "imagenet"])
+    p.add_argument(
+        "--init",
+        default="world",
+        choices=["world", "random", "imagenet"],
+        help="image encoder start: `world` trains `fnac pretrain-image` on each world first "
+        "(from random weights the maps do not localize on the world); imagenet: the real file",
+    )
+    p.add_argument("--pretrain-images", type=int, default=2000, help="for --init world")
+    p.add_argument("--pretrain-steps", type=int, default=200, help="for --init world")
+    p.add_argument(
+        "--spec-masks",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="the published SpecAugment bands (off: they drown the world's quiet sounds)",
+    )
     p.set_defaults(func=experiment_command)
 
 
@@ -59,6 +73,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     from train.config import resolve
     from train.datasets import open_testset
     from train.evaluate import evaluate_av
+    from train.object_pretrain import PretrainConfig, pretrain
     from train.synth import SynthConfig, synthesize
     from train.trainer import train
 
@@ -82,6 +97,15 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
                 ),
             )
         testset = open_testset(world / "test")
+        init = {"init": args.init}
+        if args.init == "world":
+            objects = world / "objects-resnet18.pth"
+            if not objects.is_file():
+                config = PretrainConfig(
+                    images=args.pretrain_images, steps=args.pretrain_steps, device=args.device
+                )
+                pretrain(world, objects, config)
+            init = {"init": "imagenet", "imagenet_weights": str(objects)}
         for seed in range(args.seeds):
             for loss in LOSSES:
                 run = out / f"k{k}-{loss}-seed{seed}"
@@ -102,7 +126,8 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
                         dim=args.dim,
                         workers=args.workers,
                         device=args.device,
-                        init=args.init,
+                        spec_masks=args.spec_masks,
+                        **init,
                         tensorboard=False,
                         progress=False,
                     )

@@ -30,7 +30,8 @@ def find_weights(path: str | Path | None = None) -> Path:
         return cached
     raise WeightsNotFound(
         f"ImageNet weights for ResNet-18 are not on this machine (looked for {cached}). "
-        f"Download {WEIGHTS_URL} into {cached.parent}, pass --imagenet-weights FILE, "
+        f"Download {WEIGHTS_URL} into {cached.parent}, pass --imagenet-weights FILE (on the "
+        "synthetic world: the file `fnac pretrain-image WORLD --out FILE` writes), "
         "or use --init random"
     )
 

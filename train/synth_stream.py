@@ -46,7 +46,8 @@ class StreamScript:
 
     ``frame(i)`` / ``objects(i)`` give frame ``i`` (time ``i / fps``) and its ground truth;
     ``audio(n0, n1)`` gives samples [n0, n1). Any order of calls gives the same values, and audio
-    asked for in chunks equals audio asked for at once. The sounding object changes every 2-4 s,
+    asked for in chunks equals audio asked for at once. The sounding object changes every 4-7 s
+    (longer than the model's 3 s window, so most frames hear one source only),
     never the same one twice in a row and mostly the one that waited longest, with 0.4-1.2 s
     silent gaps a quarter of the time.
     Objects may pass over each other; the ground truth keeps every object's full box.
@@ -140,7 +141,7 @@ class StreamScript:
         start = self._segments[-1].end if j else 0
         rng = self._rng(1, j)
         gap = rng.random() < 0.25 and j > 0 and self._segments[-1].source is not None
-        duration = rng.uniform(0.4, 1.2) if gap else rng.uniform(2.0, 4.0)
+        duration = rng.uniform(0.4, 1.2) if gap else rng.uniform(4.0, 7.0)
         previous = next((s.source for s in reversed(self._segments) if s.source is not None), None)
         choices = [k for k in range(len(self.movers)) if k != previous] or [0]
         # Mostly the object that has waited longest (so every object gets its turns), else any.

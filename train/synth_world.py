@@ -64,7 +64,7 @@ SILENT_SCALE = (0.2, 0.4)
 #: Object sides in live streams, as fractions of the frame's shorter side: two or three objects
 #: move in a 4:3 frame, large enough to stay in the range the scenes train on once squeezed to
 #: the model's square input.
-STREAM_SCALE = (1 / 3.5, 1 / 2.2)
+STREAM_SCALE = (0.45, 0.62)
 HUE_JITTER = 8.0  # degrees of hue variation inside a class
 _REGISTER_HZ = (200.0, 2400.0)  # class registers are log-spaced over this range (at 16 kHz)
 TAG_IDENTITY, TAG_STREAM = 101, 202  # distinct seed streams for identities and streams
