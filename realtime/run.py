@@ -158,6 +158,7 @@ class LivePipeline:
         self.supervisor = Supervisor({"inference": (inference_main, inference)})
         self.engine = ""
         self.model: dict = {}  # what the inference worker says of its checkpoint
+        self.errors: dict[str, str] = {}  # worker -> the last error it reported
 
     def _await_ready(self, timeout_s: float = 120.0):
         """The inference worker's ready message; its start-up error, or its death, raised."""
@@ -207,12 +208,18 @@ class LivePipeline:
         for event in self.supervisor.check():
             self.say(f"\n{event}")
         for msg in self.status.drain():
-            if msg.meta.get("worker"):
+            if msg.meta.get("worker") and not msg.meta.get("error"):  # alive and well
                 self.supervisor.beat(msg.meta["worker"])
             if msg.meta.get("error"):
+                self.errors[msg.meta.get("worker", "?")] = msg.meta["error"]
                 self.say(f"\n{msg.meta['worker']} worker: {msg.meta['error']}")
             elif msg.meta.get("ready"):
                 self.say(f"\ninference worker back (pid {msg.meta.get('pid')})")
+        for name, why in self.supervisor.gave_up.items():
+            last = f"; its last error: {self.errors[name]}" if name in self.errors else ""
+            raise PipelineError(
+                f"the {name} worker {why} and kept failing when restarted, so it was given up{last}"
+            )
         msg = self.results.recv(timeout_ms=timeout_ms)
         if msg is None or msg.kind == "result":
             return msg

@@ -253,14 +253,23 @@ class Supervisor:
     """Starts the workers, restarts one that dies or whose heartbeats stop, stops them all.
 
     A worker's heartbeat clock starts with its first heartbeat, so loading a model or compiling
-    an engine before that never counts as a stall."""
+    an engine before that never counts as a stall. A worker that dies again before its first
+    heartbeat (a camera that is gone, a model that no longer loads) is restarted after a delay
+    that doubles each time, and given up after ``give_up_after`` such attempts: restarting it at
+    once, for ever, would only spin the CPU and flood the log."""
 
     specs: dict[str, tuple[Any, tuple]]  # name -> (target, args)
     stall_s: float = 5.0  # no heartbeat for this long: the worker is hung
+    backoff_s: float = 0.5  # delay before the first restart; doubles while starts keep failing
+    backoff_max_s: float = 8.0
+    give_up_after: int = 5  # failed starts in a row (no heartbeat in between)
     processes: dict[str, mp.Process] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
     beats: dict[str, float] = field(default_factory=dict)  # name -> last heartbeat (monotonic)
+    failing: dict[str, int] = field(default_factory=dict)  # name -> failed starts in a row
+    pending: dict[str, tuple[float, str]] = field(default_factory=dict)  # name -> (when, why)
+    gave_up: dict[str, str] = field(default_factory=dict)  # name -> why
 
     def __post_init__(self) -> None:
         self.context = mp.get_context("spawn")
@@ -290,6 +299,20 @@ class Supervisor:
         if name in self.processes:
             self.beats[name] = time.monotonic()
 
+    def _schedule(self, name: str, why: str, now: float) -> str:
+        """Plan the restart of a worker that died or hung: at once after a run that sent
+        heartbeats, later and later while it keeps failing before its first one."""
+        streak = 1 if name in self.beats else self.failing.get(name, 0) + 1
+        self.failing[name] = streak
+        if streak > self.give_up_after:
+            self.gave_up[name] = why
+            event = f"{name} worker {why}; gave up after {streak - 1} failed restarts"
+            log.error(event)
+            return event
+        delay = 0.0 if streak == 1 else min(self.backoff_s * 2 ** (streak - 2), self.backoff_max_s)
+        self.pending[name] = (now + delay, why)
+        return "" if delay == 0 else f"{name} worker {why}; restarting in {delay:.1f} s"
+
     def _restart(self, name: str, why: str) -> str:
         self.restarts[name] = self.restarts.get(name, 0) + 1
         event = f"{name} worker {why}; restarted ({self.restarts[name]})"
@@ -298,25 +321,34 @@ class Supervisor:
         return event
 
     def check(self) -> list[str]:
-        """Restart workers that died (not those that finished cleanly) or stalled; returns what
-        happened."""
+        """Restart workers that died (not those that finished cleanly) or stalled, with back-off;
+        returns what happened. ``gave_up`` names the workers it stopped restarting."""
         events = []
         now = time.monotonic()
+        for name, (when, why) in list(self.pending.items()):
+            if now >= when:
+                del self.pending[name]
+                events.append(self._restart(name, why))
         for name, proc in list(self.processes.items()):
-            if name in self.finished:
+            if name in self.finished or name in self.pending or name in self.gave_up:
                 continue
             if proc.is_alive():
                 last = self.beats.get(name)
-                if last is not None and now - last > self.stall_s:
-                    proc.kill()
-                    proc.join(2.0)
-                    events.append(self._restart(name, f"sent no heartbeat for {now - last:.1f} s"))
-                continue
-            if proc.exitcode == 0:
+                if last is None or now - last <= self.stall_s:
+                    continue
+                proc.kill()
+                proc.join(2.0)
+                why = f"sent no heartbeat for {now - last:.1f} s"
+            elif proc.exitcode == 0:
                 self.finished.add(name)
                 continue
-            events.append(self._restart(name, f"died (exit code {proc.exitcode})"))
-        return events
+            else:
+                why = f"died (exit code {proc.exitcode})"
+            events.append(self._schedule(name, why, now))
+            if name in self.pending and self.pending[name][0] <= now:
+                del self.pending[name]
+                events[-1] = self._restart(name, why)
+        return [e for e in events if e]
 
     def stop(self, timeout: float = 3.0) -> None:
         for proc in self.processes.values():

@@ -41,3 +41,17 @@ def test_weights_from_a_file_and_clear_errors(hub, tmp_path):
     good = tmp_path / "r18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), good)
     init_image_encoder(FNAC().imgnet, good)
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (open, ("pwned-by-imagenet-weights", "w"))
+
+
+def test_weights_that_would_run_code_are_refused_and_never_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "r18.pth"
+    torch.save({**torchvision.models.resnet18().state_dict(), "payload": RunsCode()}, evil)
+    with pytest.raises(WeightsNotFound, match="not a readable ResNet-18"):
+        init_image_encoder(FNAC().imgnet, evil)
+    assert not (tmp_path / "pwned-by-imagenet-weights").exists()

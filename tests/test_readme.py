@@ -17,11 +17,11 @@ def test_python_example_runs(tmp_path, monkeypatch, capsys):
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert blocks, "the README has no Python example"
-    out = tmp_path / "demo-output"
+    out = tmp_path / "tour-output"  # where `fnac tour` leaves them
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     save_checkpoint(
-        out / "demo.pth",
+        out / "tour.pth",
         FNAC(ModelConfig(dim=32)),
         AudioConfig(sample_rate=8000),
         ImageConfig(size=160, train_resize=176),
