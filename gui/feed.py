@@ -62,14 +62,15 @@ class Feed:
     ``spectra()`` the new spectrogram columns and ``events()`` the news, from any thread."""
 
     def __init__(
-        self, source: str, checkpoint: str, backend: str = "cpu", realtime: bool = True
+        self,
+        source: str,
+        checkpoint: str,
+        backend: str = "cpu",
+        realtime: bool = True,
+        standby: bool = False,
     ) -> None:
-        self.source, self.checkpoint, self.backend, self.realtime = (
-            source,
-            checkpoint,
-            backend,
-            realtime,
-        )
+        self.source, self.checkpoint, self.backend = source, checkpoint, backend
+        self.realtime, self.standby = realtime, standby
         self.state = "idle"  # idle, starting, running, ended, failed, stopped
         self.engine = ""
         self.stats = FeedStats()
@@ -138,7 +139,12 @@ class Feed:
 
         try:
             with LivePipeline(
-                self.source, self.checkpoint, self.backend, realtime=self.realtime, say=self._say
+                self.source,
+                self.checkpoint,
+                self.backend,
+                realtime=self.realtime,
+                say=self._say,
+                standby=self.standby,
             ) as pipeline:
                 self.pipeline = pipeline
                 self.engine = pipeline.engine

@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
     p.add_argument("--backend", default="cpu", choices=["cpu", "eager", "compile", "tensorrt"])
     p.add_argument("--save-dir", default="fnac-live", help="snapshots and recordings")
+    p.add_argument(
+        "--standby",
+        action="store_true",
+        help="keep a loaded spare inference worker: recovery from a crash in about a second",
+    )
     p.add_argument("--seconds", type=float, default=None, help="close the window after this long")
     p.add_argument("--screenshot", default=None, help="save the window as PNG when it closes")
     p.set_defaults(func=live_command)
@@ -85,6 +90,7 @@ def choose_settings(args: argparse.Namespace):
         note="; ".join(notes),
         cameras=found,
         microphones=mics,
+        standby=args.standby,
     )
 
 

@@ -53,6 +53,7 @@ class LiveSettings:
     note: str = ""  # why these settings (the fallback to the synthetic world, ...)
     cameras: tuple[str, ...] = ()  # camera indices found at start, offered in the picker
     microphones: tuple[str, ...] = ()  # input device names, offered in the picker
+    standby: bool = False  # keep a loaded spare inference worker (fast recovery, more memory)
 
     def pipeline_source(self) -> str:
         pairs = self.microphone and self.source != "synthetic" and not Path(self.source).is_file()
@@ -271,7 +272,7 @@ class LiveWindow(QMainWindow):
         if self.feed is not None:
             self.feed.stop(wait=False)  # the old workers close in the background
         s = self.settings
-        self.feed = Feed(s.pipeline_source(), s.checkpoint, s.backend).start()
+        self.feed = Feed(s.pipeline_source(), s.checkpoint, s.backend, standby=s.standby).start()
         self.current = None
         self.video.setText(f"starting {s.pipeline_source()} ...")
 

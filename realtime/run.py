@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--fast", action="store_true", help="read files unpaced (as fast as possible)")
     p.add_argument("--audio-rate", type=float, default=10.0, help="audio embeddings per second")
+    p.add_argument(
+        "--standby",
+        action="store_true",
+        help="keep a second, loaded inference worker ready: if the first dies, results resume "
+        "in about a second instead of after a model reload (costs its memory)",
+    )
     p.set_defaults(func=run_command)
 
 
@@ -127,6 +133,7 @@ class LivePipeline:
         say=None,
         listen: str | None = None,
         server_keys: dict[str, bytes] | None = None,
+        standby: bool = False,
     ) -> None:
         import zmq
 
@@ -155,7 +162,10 @@ class LivePipeline:
         )
         self.capture = (source, realtime, ends["frames"], ends["status"])
         self.listen = listen
-        self.supervisor = Supervisor({"inference": (inference_main, inference)})
+        self.supervisor = Supervisor(
+            {"inference": (inference_main, inference)},
+            standby={"inference"} if standby else set(),
+        )
         self.engine = ""
         self.model: dict = {}  # what the inference worker says of its checkpoint
         self.errors: dict[str, str] = {}  # worker -> the last error it reported
@@ -208,6 +218,9 @@ class LivePipeline:
         for event in self.supervisor.check():
             self.say(f"\n{event}")
         for msg in self.status.drain():
+            if msg.meta.get("standby"):  # a spare, loaded and waiting: not the active worker
+                self.say(f"\n{msg.meta['worker']} standby ready (pid {msg.meta['standby']})")
+                continue
             if msg.meta.get("worker") and not msg.meta.get("error"):  # alive and well
                 self.supervisor.beat(msg.meta["worker"])
             if msg.meta.get("error"):
@@ -328,6 +341,7 @@ def run_command(args: argparse.Namespace) -> int:
             args.audio_rate,
             listen=args.listen,
             server_keys=server_keys,
+            standby=args.standby,
         ) as pipeline:
             summary = run_live(pipeline, sinks, args.seconds)
     finally:

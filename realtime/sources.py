@@ -14,6 +14,7 @@ offline datasets and the live pipeline rather than written twice.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -57,6 +58,33 @@ class AudioPacket:
     pts: float
     samples: np.ndarray  # (N,) float32 mono in [-1, 1]
     rate: int
+
+
+# Frames larger than this (in pixels) are shrunk where they enter the pipeline: the model sees
+# a few hundred pixels and the window about a thousand, while a 4K frame is 25 MB on the link.
+MAX_FRAME_PIXELS = 1920 * 1080
+
+
+def fit_frame(packet: FramePacket) -> FramePacket:
+    """``packet`` with its image shrunk (area-averaged) to at most ``MAX_FRAME_PIXELS``, and the
+    boxes of its ground truth scaled with it; the packet itself when it is small enough."""
+    h, w = packet.image.shape[:2]
+    if h * w <= MAX_FRAME_PIXELS:
+        return packet
+    cv2 = quiet_opencv()
+    scale = math.sqrt(MAX_FRAME_PIXELS / (h * w))
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    image = cv2.resize(packet.image, size, interpolation=cv2.INTER_AREA)
+    factors = (size[0] / w, size[1] / h) * 2
+    truth = packet.truth
+    if truth:
+        truth = [
+            {**obj, "box": [v * f for v, f in zip(obj["box"], factors, strict=True)]}
+            if isinstance(obj, dict) and "box" in obj
+            else obj
+            for obj in truth
+        ]
+    return FramePacket(packet.index, packet.t, packet.pts, image, truth)
 
 
 @dataclass
@@ -194,11 +222,29 @@ class FileSource(Source):
 class CameraSource(Source):
     """A camera by index or a stream URL through OpenCV. A grab thread keeps only the newest
     frame (a slow consumer never sees stale ones) and reconnects with backoff when reading
-    fails; iteration yields each new frame once."""
+    fails; iteration yields each new frame once.
 
-    def __init__(self, target: int | str, reconnect: int = 5, backoff_s: float = 0.5) -> None:
+    Nothing waits for ever: a URL gets ``open_timeout_s`` to open and ``read_timeout_s`` per
+    frame (FFmpeg's own defaults are 30 s), and a camera or stream that delivers no new frame
+    for ``stall_s`` (unplugged, a hung driver, a stalled server) ends iteration with an error,
+    within the supervisor's patience, instead of leaving the capture worker silent."""
+
+    def __init__(
+        self,
+        target: int | str,
+        reconnect: int = 5,
+        backoff_s: float = 0.5,
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 3.0,
+        stall_s: float = 4.0,
+    ) -> None:
         super().__init__(realtime=True)
         self.target, self.reconnect, self.backoff_s = target, reconnect, backoff_s
+        self.open_timeout_s, self.read_timeout_s, self.stall_s = (
+            open_timeout_s,
+            read_timeout_s,
+            stall_s,
+        )
         self.capture = self._open()
         self.lock = threading.Condition()
         self.latest: FramePacket | None = None
@@ -208,23 +254,38 @@ class CameraSource(Source):
         self.thread = threading.Thread(target=self._grab, name=f"camera-{target}", daemon=True)
         self.thread.start()
 
+    def _what(self) -> str:
+        return f"camera {self.target}" if isinstance(self.target, int) else str(self.target)
+
     def _open(self):
         cv2 = quiet_opencv()
-        capture = cv2.VideoCapture(self.target)
+        if isinstance(self.target, str) and not self._is_file():  # FFmpeg honours these
+            timeouts = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(1000 * self.open_timeout_s),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(1000 * self.read_timeout_s),
+            ]
+            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, timeouts)
+        else:
+            capture = cv2.VideoCapture(self.target)
         if not capture.isOpened():
             capture.release()
-            what = f"camera {self.target}" if isinstance(self.target, int) else self.target
-            raise SourceError(f"cannot open {what}: check the index (fnac devices) or the URL")
+            raise SourceError(
+                f"cannot open {self._what()}: check the index (fnac devices) or the URL"
+            )
         return capture
 
     def _grab(self) -> None:
         failures = 0
         while not self.closed:
             ok, image = self.capture.read()
+            if self.closed:
+                break
             if not ok:
                 failures += 1
                 if failures > self.reconnect or self._is_file():
-                    self.error = None if self._is_file() else f"{self.target} stopped delivering"
+                    self.error = None if self._is_file() else f"{self._what()} stopped delivering"
                     break
                 time.sleep(self.backoff_s * 2 ** (failures - 1))
                 log.warning("%s: no frame, reconnecting (try %d)", self.target, failures)
@@ -242,6 +303,7 @@ class CameraSource(Source):
                 self.latest = packet
                 self.grabbed += 1
                 self.lock.notify_all()
+        self.capture.release()  # here, by the one thread that reads it
         with self.lock:
             self.ended = True
             self.lock.notify_all()
@@ -250,23 +312,30 @@ class CameraSource(Source):
         return isinstance(self.target, str) and Path(self.target).is_file()
 
     def __iter__(self) -> Iterator[FramePacket]:
-        last = -1
+        last, since = -1, time.monotonic()
         while True:
             with self.lock:
                 while not self.ended and (self.latest is None or self.latest.index == last):
-                    self.lock.wait(timeout=1.0)
+                    waited = time.monotonic() - since
+                    if waited > self.stall_s:
+                        raise SourceError(
+                            f"{self._what()} delivered no frame for {waited:.1f} s: unplugged, "
+                            "in use by another program, or the stream stalled"
+                        )
+                    self.lock.wait(timeout=min(1.0, self.stall_s))
                 packet = self.latest
                 if packet is None or packet.index == last:
                     if self.error:
                         raise SourceError(self.error)
                     return
-            last = packet.index
+            last, since = packet.index, time.monotonic()
             yield packet
 
     def close(self) -> None:
+        """Stop the grab thread; it releases the device when its current read returns (within
+        the read timeout), so closing never waits on a hung driver."""
         super().close()
         self.thread.join(timeout=2.0)
-        self.capture.release()
 
 
 def _sounddevice():
@@ -323,6 +392,7 @@ class MicrophoneSource(Source):
         channels: int = 1,
         block: int = 1024,
         max_queued: int = 512,
+        stall_s: float = 3.0,
     ) -> None:
         sd = _sounddevice()
         super().__init__(realtime=True)
@@ -344,6 +414,8 @@ class MicrophoneSource(Source):
         self.overflows = 0  # blocks PortAudio reported as overflowed
         self.dropped = 0  # blocks the consumer did not take in time
         self.offset: float | None = None  # monotonic - PortAudio stream time
+        self.name, self.stall_s = info["name"], stall_s
+        self.last_block = time.monotonic()  # when PortAudio last delivered (the start, at first)
         try:
             self.stream = sd.InputStream(
                 device=device,
@@ -361,6 +433,7 @@ class MicrophoneSource(Source):
             ) from exc
 
     def _callback(self, data: np.ndarray, frames: int, time_info, status) -> None:
+        self.last_block = time.monotonic()
         if status.input_overflow:
             self.overflows += 1
         adc = time_info.inputBufferAdcTime
@@ -374,17 +447,39 @@ class MicrophoneSource(Source):
             self.dropped += 1
 
     def __iter__(self) -> Iterator[AudioPacket]:
+        """The blocks as they come. A device that stops (unplugged, taken by another program,
+        a driver that hangs) is an error, not the end of the stream: a microphone never ends."""
         while not self.closed:
             try:
                 yield self.queue.get(timeout=0.5)
             except queue.Empty:
-                if not self.stream.active:
+                silent = time.monotonic() - self.last_block
+                if self.closed:
                     return
+                if not self.stream.active or silent > self.stall_s:
+                    raise SourceError(
+                        f"the input {self.name!r} stopped delivering audio ({silent:.1f} s "
+                        "without a block): was it unplugged? fnac devices lists the inputs"
+                    ) from None
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Stop and release the device. PortAudio waits for its callback thread, which a hung
+        driver never returns from: after ``timeout_s`` the stream is abandoned to the process's
+        exit (and sounddevice's own exit hook, which would wait for ever too, is taken out)."""
         super().close()
-        self.stream.stop()
-        self.stream.close()
+
+        def release() -> None:
+            self.stream.abort()
+            self.stream.close()
+
+        releaser = threading.Thread(target=release, name="mic-release", daemon=True)
+        releaser.start()
+        releaser.join(timeout_s)
+        if releaser.is_alive():
+            import atexit
+
+            atexit.unregister(_sounddevice()._exit_handler)
+            log.warning("the input %r did not stop: left to the process's exit", self.name)
 
 
 class PairedSource(Source):

@@ -8,7 +8,8 @@ stream) and reuses it in between, encodes the frame, and turns the raw map into 
 stage is timed. The ZeroMQ inference worker wraps this class.
 
 What comes in is checked first: a packet the stage cannot use (no samples, a rate of zero, a frame
-without an image) raises ``BadPacket``, which the worker counts and goes on from, rather than
+without an image) raises ``BadPacket``; grayscale and BGRA frames are converted and frames larger
+than 1080p shrunk, which the worker counts and goes on from, rather than
 failing somewhere inside. Non-finite samples enter as zeros flagged like lost audio, and a map
 that comes out non-finite is published as "nothing here", so a NaN never reaches a result. A gap
 longer than the ring is not resampled as zeros: the resampler restarts after it and the ring
@@ -27,12 +28,12 @@ import torch
 
 from fnac.audio import log_spectrogram, normalize_spectrogram
 from fnac.config import AudioConfig, ImageConfig
-from fnac.image import preprocess_frames
+from fnac.image import preprocess_frames, to_rgb
 from realtime.audio_ring import AudioRing
 from realtime.engines import Engine
 from realtime.resample import StreamingResampler
 from realtime.results import ConfidenceSettings, Localization, analyze, spectrum_db
-from realtime.sources import AudioPacket, FramePacket
+from realtime.sources import AudioPacket, FramePacket, fit_frame
 
 MAX_RATE = 384_000  # Hz, the fastest audio hardware; the resampler's filter grows with the rate
 MAX_BLOCK_S = 1.0  # s; a live block is tens of ms, and the resampler's memory grows with a block
@@ -80,19 +81,19 @@ def checked_audio(packet: AudioPacket) -> AudioPacket:
 
 
 def checked_frame(packet: FramePacket) -> FramePacket:
-    """The packet with an (H, W, 3) uint8 image and finite times, or BadPacket."""
+    """The packet with a (H, W, 3) uint8 BGR image of at most ``MAX_FRAME_PIXELS`` and finite
+    times, or BadPacket. Grayscale and BGRA images (what some cameras and peers send) are
+    converted; larger frames are shrunk."""
     image = packet.image
-    if not (
-        isinstance(image, np.ndarray)
-        and image.dtype == np.uint8
-        and image.ndim == 3
-        and image.shape[2] == 3
-        and image.shape[0] > 0
-        and image.shape[1] > 0
-    ):
-        raise BadPacket(f"the frame's image is {_describe(image)}, not (H, W, 3) uint8")
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8):
+        raise BadPacket(f"the frame's image is {_describe(image)}, not a uint8 image")
+    try:
+        image = to_rgb(image, bgr=False)  # keeps the channel order: BGR stays BGR
+    except ValueError as exc:
+        raise BadPacket(f"the frame's image is {_describe(image)}: {exc}") from exc
     t, pts = _finite(packet.t, "the capture time"), _finite(packet.pts, "the pts")
-    return FramePacket(_index(packet.index, "the frame number"), t, pts, image, packet.truth)
+    index = _index(packet.index, "the frame number")
+    return fit_frame(FramePacket(index, t, pts, image, packet.truth))
 
 
 def _describe(array) -> str:

@@ -28,6 +28,13 @@ from realtime.wire import Message
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 0.5
 DRAIN_LIMIT = 500  # messages taken from the input per turn
+# The capture -> inference link holds at most this many messages on each side (ZeroMQ counts
+# messages, not bytes): 32 frames of 640x480 are 29 MB, of 1080p 199 MB. Live, that is about half
+# a second of packets; a producer faster than the inference worker fills it and then loses
+# packets, counted, instead of growing the worker's memory (it grew by 3.8 GB in 15 s of a
+# 640x480 flood with 10 000).
+LINK_HWM = 32
+END_OF_STREAM_WAIT_S = 5.0
 
 
 def _ignore_sigint() -> None:
@@ -46,18 +53,28 @@ def capture_main(
     keys when it is another host's). Under a supervisor (``status_endpoint`` given) heartbeats
     and errors go there and Ctrl-C is left to the supervisor; ``fnac capture`` runs it in the
     foreground with neither."""
-    from realtime.sources import AudioPacket, open_source
+    from realtime.sources import AudioPacket, fit_frame, open_source
 
     context = zmq.Context()
-    out = Channel(context, zmq.PUSH, endpoint, bind=False, hwm=10000, curve=curve)
+    out = Channel(context, zmq.PUSH, endpoint, bind=False, hwm=LINK_HWM, curve=curve)
     status = None
     if status_endpoint:
         _ignore_sigint()
         status = Channel(context, zmq.PUSH, status_endpoint, bind=False)
-    sent = 0
+    sent, unsent = 0, 0
+    last_beat = 0.0
+
+    def beat() -> None:
+        nonlocal last_beat
+        if status and time.monotonic() - last_beat > HEARTBEAT_S:
+            stamps = {"now": time.monotonic()}
+            status.send(
+                Message("heartbeat", sent, stamps, meta={"worker": "capture", "unsent": unsent})
+            )
+            last_beat = time.monotonic()
+
     try:
         with open_source(source, realtime=realtime, **options) as packets:
-            last_beat = 0.0
             for packet in packets:
                 if isinstance(packet, AudioPacket):
                     msg = Message(
@@ -68,6 +85,7 @@ def capture_main(
                         {"rate": packet.rate, "pts": packet.pts},
                     )
                 else:
+                    packet = fit_frame(packet)  # a 4K frame is 25 MB on the link
                     msg = Message(
                         "frame",
                         packet.index,
@@ -75,16 +93,15 @@ def capture_main(
                         {"image": packet.image},
                         {"pts": packet.pts, "truth": packet.truth},
                     )
-                out.send(msg)
-                sent += 1
-                if status and time.monotonic() - last_beat > HEARTBEAT_S:
-                    status.send(
-                        Message(
-                            "heartbeat", sent, {"now": time.monotonic()}, meta={"worker": "capture"}
-                        )
-                    )
-                    last_beat = time.monotonic()
-        out.send(Message("status", sent, meta={"end_of_stream": True}))
+                if _deliver(out, msg, wait_s=None if not realtime else 0.0, idle=beat):
+                    sent += 1
+                else:
+                    unsent += 1
+                    if unsent == 1:
+                        log.warning("the inference side is behind: packets are dropped, counted")
+                beat()
+        end = Message("status", sent, meta={"end_of_stream": True, "unsent": unsent})
+        _deliver(out, end, wait_s=END_OF_STREAM_WAIT_S, idle=beat)
     except Exception as exc:  # reported to the supervisor, which shows it and restarts
         if status:
             status.send(Message("status", sent, meta={"worker": "capture", "error": str(exc)}))
@@ -97,6 +114,20 @@ def capture_main(
         context.term()
 
 
+def _deliver(out: Channel, msg: Message, wait_s: float | None, idle) -> bool:
+    """Send ``msg`` when the link has room within ``wait_s`` seconds (None: however long it
+    takes, calling ``idle`` every quarter second so that the heartbeats go on). A live source
+    waits 0: what the consumer cannot take now is stale by the time it could."""
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    while True:
+        if out.send(msg, block=False):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        out.socket.poll(250 if deadline is None else 50, zmq.POLLOUT)
+        idle()
+
+
 def inference_main(
     checkpoint: str,
     backend: str,
@@ -106,9 +137,14 @@ def inference_main(
     status_endpoint: str,
     audio_rate_hz: float,
     curve: dict[str, bytes] | None = None,
+    go: Any = None,
 ) -> None:
     """Process entry: the inference stage between a PULL input and a PUB output. With ``curve``
-    (server keys), the input is encrypted and only the client key they name may connect."""
+    (server keys), the input is encrypted and only the client key they name may connect.
+
+    With ``go`` (an event) it is a warm standby: it loads the model and warms the engine, says
+    so, and binds nothing until the supervisor sets ``go`` because the active worker died; then
+    results resume as soon as the peers reconnect, with no model to load."""
     _ignore_sigint()
     from fnac.checkpoint import load_checkpoint
     from realtime.engines import make_engine
@@ -130,11 +166,17 @@ def inference_main(
         )
         stage = InferenceStage(engine, info.audio, info.image, audio_rate_hz)
         stage.warm_up()  # compile / allocate before the first real frame, not during it
+        if go is not None:
+            status.send(Message("status", 0, meta={"worker": "inference", "standby": os.getpid()}))
+            if not _promoted(go):
+                context.destroy(linger=0)
+                return
         auth = authenticate_clients(context, curve["client_public"]) if curve else None
-        inbox = Channel(context, zmq.PULL, in_endpoint, bind=True, hwm=10000, curve=curve)
+        inbox = Channel(context, zmq.PULL, in_endpoint, bind=True, hwm=LINK_HWM, curve=curve)
         outbox = Channel(context, zmq.PUB, out_endpoint, bind=True, hwm=100)
     except Exception as exc:  # a bad checkpoint, backend or address: said once, then exit
-        status.send(Message("status", 0, meta={"worker": "inference", "error": str(exc)}))
+        who = "inference" if go is None else "inference standby"
+        status.send(Message("status", 0, meta={"worker": who, "error": str(exc)}))
         time.sleep(0.2)  # let it leave
         if auth is not None:
             auth.stop()
@@ -248,6 +290,15 @@ def inference_main(
         context.term()
 
 
+def _promoted(go: Any) -> bool:
+    """Wait until ``go`` is set (True), or until the supervisor that would set it is gone."""
+    parent = os.getppid()
+    while not go.wait(0.5):
+        if os.getppid() != parent:
+            return False
+    return True
+
+
 @dataclass
 class Supervisor:
     """Starts the workers, restarts one that dies or whose heartbeats stop, stops them all.
@@ -256,7 +307,11 @@ class Supervisor:
     an engine before that never counts as a stall. A worker that dies again before its first
     heartbeat (a camera that is gone, a model that no longer loads) is restarted after a delay
     that doubles each time, and given up after ``give_up_after`` such attempts: restarting it at
-    once, for ever, would only spin the CPU and flood the log."""
+    once, for ever, would only spin the CPU and flood the log.
+
+    For the workers named in ``standby`` it keeps a warm spare (started with a ``go`` event once
+    the active one is healthy, so the two never load at once); a restart promotes the spare
+    instead of starting from nothing."""
 
     specs: dict[str, tuple[Any, tuple]]  # name -> (target, args)
     stall_s: float = 5.0  # no heartbeat for this long: the worker is hung
@@ -270,6 +325,10 @@ class Supervisor:
     failing: dict[str, int] = field(default_factory=dict)  # name -> failed starts in a row
     pending: dict[str, tuple[float, str]] = field(default_factory=dict)  # name -> (when, why)
     gave_up: dict[str, str] = field(default_factory=dict)  # name -> why
+    standby: set[str] = field(default_factory=set)  # names that keep a warm spare
+    spares: dict[str, tuple[mp.Process, Any]] = field(default_factory=dict)  # name -> (spare, go)
+    spare_failures: dict[str, int] = field(default_factory=dict)
+    max_spare_failures: int = 3
 
     def __post_init__(self) -> None:
         self.context = mp.get_context("spawn")
@@ -282,13 +341,51 @@ class Supervisor:
             old.join(0)
             old.close()
 
-    def start(self, name: str) -> None:
-        self._release(name)
+    def _spawn(self, name: str, go: Any = None) -> mp.Process:
         target, args = self.specs[name]
-        proc = self.context.Process(target=target, args=args, name=f"fnac-{name}", daemon=True)
+        kwargs = {} if go is None else {"go": go}
+        label = f"fnac-{name}" if go is None else f"fnac-{name}-standby"
+        proc = self.context.Process(
+            target=target, args=args, kwargs=kwargs, name=label, daemon=True
+        )
         proc.start()
+        return proc
+
+    def start(self, name: str) -> bool:
+        """Start worker ``name``: promote its warm spare if one is alive, else a new process.
+        Returns whether it was a promotion."""
+        self._release(name)
+        proc, go = self.spares.pop(name, (None, None))
+        promoted = proc is not None and proc.is_alive()
+        if promoted:
+            go.set()
+        else:
+            if proc is not None:
+                proc.close()
+            proc = self._spawn(name)
         self.processes[name] = proc
         self.beats.pop(name, None)
+        return promoted
+
+    def _keep_spare(self, name: str) -> None:
+        """Start a spare for ``name`` once its active worker is healthy and none is alive; a
+        spare that dies unused is counted, and after a few no more are started."""
+        if name in self.gave_up or name not in self.beats:
+            return
+        proc, _ = self.spares.get(name, (None, None))
+        if proc is not None and proc.is_alive():
+            return
+        if proc is not None:
+            failures = self.spare_failures[name] = self.spare_failures.get(name, 0) + 1
+            log.warning("%s standby exited (exit code %s)", name, proc.exitcode)
+            proc.close()
+            del self.spares[name]
+            if failures >= self.max_spare_failures:
+                log.error("%s standby failed %d times: running without one", name, failures)
+        if self.spare_failures.get(name, 0) >= self.max_spare_failures:
+            return
+        go = self.context.Event()
+        self.spares[name] = (self._spawn(name, go), go)
 
     def start_all(self) -> None:
         for name in self.specs:
@@ -315,9 +412,9 @@ class Supervisor:
 
     def _restart(self, name: str, why: str) -> str:
         self.restarts[name] = self.restarts.get(name, 0) + 1
-        event = f"{name} worker {why}; restarted ({self.restarts[name]})"
+        how = "restarted from the warm standby" if self.start(name) else "restarted"
+        event = f"{name} worker {why}; {how} ({self.restarts[name]})"
         log.warning(event)
-        self.start(name)
         return event
 
     def check(self) -> list[str]:
@@ -348,14 +445,17 @@ class Supervisor:
             if name in self.pending and self.pending[name][0] <= now:
                 del self.pending[name]
                 events[-1] = self._restart(name, why)
+        for name in self.standby:
+            self._keep_spare(name)
         return [e for e in events if e]
 
     def stop(self, timeout: float = 3.0) -> None:
-        for proc in self.processes.values():
+        everyone = [*self.processes.values(), *(proc for proc, _ in self.spares.values())]
+        for proc in everyone:
             if proc.is_alive():
                 proc.terminate()
         deadline = time.monotonic() + timeout
-        for proc in self.processes.values():
+        for proc in everyone:
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()
@@ -363,6 +463,10 @@ class Supervisor:
         for name in list(self.processes):
             self._release(name)
         self.processes = {name: p for name, p in self.processes.items() if _open(p)}
+        for proc, _ in self.spares.values():
+            if not proc.is_alive():
+                proc.close()
+        self.spares = {}
 
 
 def _open(proc: mp.Process) -> bool:

@@ -170,6 +170,18 @@ def test_a_killed_worker_shows_in_the_status_and_recovers(qtbot, window):
     assert window.feed.pipeline.supervisor.processes["inference"].pid != killed
 
 
+def test_a_killed_capture_worker_shows_and_frames_come_back(qtbot, window):
+    wait_frames(qtbot, window, 1)
+    killed = window.feed.pipeline.supervisor.processes["capture"].pid
+    restarts = window.feed.stats.restarts
+    os.kill(killed, signal.SIGKILL)
+    qtbot.waitUntil(lambda: "capture worker died" in window.events.toPlainText(), timeout=30_000)
+    assert window.feed.stats.restarts == restarts + 1
+    assert "capture worker died" in window.status.text() and "restarted" in window.status.text()
+    wait_frames(qtbot, window, 3, timeout_ms=START_MS)
+    assert window.feed.pipeline.supervisor.processes["capture"].pid != killed
+
+
 def test_a_bad_checkpoint_is_shown_in_the_window(qtbot, window, tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")

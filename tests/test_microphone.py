@@ -81,6 +81,36 @@ def test_unknown_microphone_is_a_clear_error(virtual_mic):
     assert "ERR no input device 'nonexistent'" in result.stdout, result.stderr[-2000:]
 
 
+VANISHING = """
+import os, time, numpy as np
+from realtime.sources import SourceError, open_source
+os.mkfifo("mic.fifo")
+# the device: one second of sound, then it stays open and delivers nothing. Opened read-write
+# here, the fifo never blocks ALSA's opens (nor its probes) and never breaks the pipe.
+device = os.open("mic.fifo", os.O_RDWR)
+os.write(device, (0.5 * np.ones(16000)).astype("<f4").tobytes())  # fits the pipe's 64 KiB
+blocks = 0
+start = time.monotonic()
+try:
+    with open_source("mic:fnacmic", sample_rate=16000, block=800, stall_s=1.0) as mic:
+        for packet in mic:
+            blocks += 1
+    print("ENDED", blocks)
+except SourceError as exc:
+    print(f"ERR after {time.monotonic() - start:.1f} s, {blocks} blocks: {exc}")
+"""
+
+
+def test_a_microphone_that_stops_delivering_is_an_error_not_an_end(tmp_path):
+    pytest.importorskip("sounddevice", exc_type=OSError)
+    (tmp_path / ".asoundrc").write_text(ASOUNDRC.format(infile=tmp_path / "mic.fifo"))
+    result = run_with_alsa(tmp_path, VANISHING)
+    assert "ERR after" in result.stdout, (result.stdout, result.stderr[-2000:])
+    assert "'fnacmic' stopped delivering audio" in result.stdout and "unplugged" in result.stdout
+    seconds = float(result.stdout.split("ERR after ")[1].split(" s")[0])
+    assert seconds < 10  # found within seconds: the device itself never ends
+
+
 PAIRED = """
 import json, numpy as np
 from realtime.sources import AudioPacket, FramePacket, PairedSource, open_source

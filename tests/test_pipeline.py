@@ -32,6 +32,37 @@ def processes_mentioning(marker: str) -> list[str]:
     return found
 
 
+def listening(pid: int) -> dict[str, set[str]]:
+    """What process ``pid`` listens on: {"tcp": {"127.0.0.1:5555", ...}, "unix": {paths}}."""
+    import socket
+    import struct
+
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found: dict[str, set[str]] = {"tcp": set(), "unix": set()}
+    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        for line in open(f"/proc/net/{table}").read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            host, port = fields[1].split(":")
+            raw = bytes.fromhex(host)
+            words = struct.unpack(f"<{len(raw) // 4}I", raw)  # the kernel's byte order, per word
+            address = socket.inet_ntop(family, struct.pack(f">{len(words)}I", *words))
+            found["tcp"].add(f"{address}:{int(port, 16)}")
+    for line in open("/proc/net/unix").read().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[6] in inodes and int(fields[3], 16) & 0x10000:  # ACCEPTCON
+            found["unix"].add(fields[7])
+    return found
+
+
 def run_command(checkpoint, source: str, seconds: float, *extra) -> list[str]:
     return [
         sys.executable,
@@ -245,3 +276,142 @@ def test_an_exposed_address_without_keys_is_refused(checkpoint):
         )
         assert result.returncode == 2 and "keys" in result.stderr, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
+
+
+def test_with_a_warm_standby_results_resume_within_two_seconds_of_a_kill(checkpoint):
+    import signal
+
+    from realtime.run import LivePipeline
+
+    said: list[str] = []
+    with LivePipeline("synthetic", str(checkpoint), say=said.append, standby=True) as pipeline:
+        deadline = time.monotonic() + 120
+        while not any("standby ready" in s for s in said) and time.monotonic() < deadline:
+            pipeline.next()
+        assert any("standby ready" in s for s in said), said
+        spare = pipeline.supervisor.spares["inference"][0].pid
+        killed = pipeline.supervisor.processes["inference"].pid
+        os.kill(killed, signal.SIGKILL)
+        killed_at = time.monotonic()
+        resumed_at = None
+        while resumed_at is None and time.monotonic() < killed_at + 30:
+            msg = pipeline.next()
+            if msg is not None and msg.kind == "result" and msg.stamps["publish"] > killed_at:
+                resumed_at = time.monotonic()
+        assert resumed_at is not None, said
+        assert resumed_at - killed_at < 2.0, f"{resumed_at - killed_at:.2f} s: {said}"
+        assert pipeline.supervisor.processes["inference"].pid == spare
+        assert any("restarted from the warm standby" in s for s in said)
+        deadline = time.monotonic() + 120  # and a new spare is made ready for the next time
+        while not pipeline.supervisor.spares.get("inference") and time.monotonic() < deadline:
+            pipeline.next()
+        assert pipeline.supervisor.spares["inference"][0].pid not in (spare, killed)
+    assert not processes_mentioning("fnac-ipc-")
+
+
+def test_a_running_pipeline_listens_only_in_its_private_folder(checkpoint):
+    from realtime.run import LivePipeline
+
+    with LivePipeline("synthetic", str(checkpoint), say=lambda text: None) as pipeline:
+        while pipeline.next() is None:
+            pass
+        folder = pipeline.folder
+        assert os.stat(folder).st_mode & 0o777 == 0o700
+        workers = [p.pid for p in pipeline.supervisor.processes.values()]
+        sockets = [listening(pid) for pid in (*workers, os.getpid())]
+    assert all(not s["tcp"] for s in sockets[:-1]), sockets  # the workers: no TCP at all
+    assert {p for s in sockets for p in s["unix"]} >= {str(folder / "frames")}
+    assert all(p.startswith(f"{folder}/") for s in sockets[:-1] for p in s["unix"]), sockets
+
+
+def test_a_killed_capture_worker_is_restarted_and_results_resume(checkpoint):
+    import signal
+
+    from realtime.run import LivePipeline
+
+    said: list[str] = []
+    with LivePipeline("synthetic", str(checkpoint), say=said.append) as pipeline:
+        deadline = time.monotonic() + 120
+        first = None
+        while first is None and time.monotonic() < deadline:
+            first = pipeline.next()
+        assert first is not None and first.kind == "result", said
+        killed = pipeline.supervisor.processes["capture"].pid
+        os.kill(killed, signal.SIGKILL)
+        killed_at = time.monotonic()
+        resumed = None
+        while resumed is None and time.monotonic() < killed_at + 60:
+            msg = pipeline.next()
+            if msg is not None and msg.kind == "result" and msg.stamps["capture"] > killed_at:
+                resumed = msg
+        assert resumed is not None, said
+        assert any("capture worker died" in s and "restarted" in s for s in said), said
+        assert pipeline.supervisor.processes["capture"].pid != killed
+        assert resumed.meta["pts"] <= time.monotonic() - killed_at + 0.5  # it started over
+    assert not processes_mentioning("fnac-ipc-")
+
+
+def test_a_flood_from_a_fast_producer_is_dropped_and_memory_stays_bounded(checkpoint):
+    """A peer that pushes 640x480 frames and audio as fast as it can (a misbehaving device or
+    remote capture): the link's bound holds, the excess is dropped and counted, results go on."""
+    import socket
+    import threading
+
+    import numpy as np
+    import zmq
+
+    from realtime.run import LivePipeline
+    from realtime.soak import rss_mb
+    from realtime.wire import Message, encode
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    stop, refused = threading.Event(), [0]
+
+    def flood(push) -> None:
+        seq, start = 0, time.monotonic()
+        while not stop.is_set():
+            now = time.monotonic()
+            for msg in (
+                Message(
+                    "audio",
+                    seq,
+                    {"capture": now},
+                    {"samples": np.zeros(1600, np.float32)},
+                    {"rate": 16000, "pts": now - start},
+                ),
+                Message("frame", seq, {"capture": now}, {"image": image}, {"pts": now - start}),
+            ):
+                try:
+                    push.send_multipart(encode(msg), copy=False, flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    refused[0] += 1
+            seq += 1
+
+    with LivePipeline(None, str(checkpoint), listen=address, say=lambda text: None) as pipeline:
+        worker = pipeline.supervisor.processes["inference"].pid
+        assert listening(worker)["tcp"] == {address[len("tcp://") :]}  # loopback, as asked
+        before = rss_mb(worker)
+        context = zmq.Context()
+        push = context.socket(zmq.PUSH)
+        push.connect(address)
+        producer = threading.Thread(target=flood, args=(push,))
+        producer.start()
+        results, peak, last = 0, before, None
+        try:
+            start = time.monotonic()
+            while time.monotonic() - start < 10:
+                msg = pipeline.next(timeout_ms=100)
+                if msg is not None and msg.kind == "result":
+                    results, last = results + 1, msg
+                peak = max(peak, rss_mb(worker))
+        finally:
+            stop.set()
+            producer.join()
+            push.close(linger=0)
+            context.term()
+        assert pipeline.supervisor.processes["inference"].pid == worker  # never restarted
+    assert peak - before < 250, f"the inference worker grew by {peak - before:.0f} MiB"
+    assert results >= 10 and last.meta["dropped"] > 100 and refused[0] > 0

@@ -103,3 +103,126 @@ def test_dispatcher_and_clear_errors(tmp_path, clip):
         open_source(str(tmp_path / "broken.mp4"))
     with pytest.raises(SourceError, match="cannot open camera 57"):
         open_source("57")
+
+
+def stalling_mjpeg_server(frames: int) -> str:
+    """An HTTP MJPEG stream (what IP cameras serve) that sends ``frames`` frames and then
+    holds the connection open without a byte more; 0 frames: not even an answer."""
+    import socket
+    import threading
+
+    import cv2
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.recv(4096)
+        if frames:
+            conn.sendall(
+                b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=frame\r\n\r\n"
+            )
+        for i in range(frames):
+            jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 8 * i, np.uint8))[1].tobytes()
+            head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+            conn.sendall(head % len(jpeg) + jpeg + b"\r\n")
+        time.sleep(60)  # open, silent; the daemon thread dies with the test process
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}/video.mjpg"
+
+
+def test_a_url_that_never_answers_fails_within_the_open_timeout():
+    start = time.monotonic()
+    with pytest.raises(SourceError, match="cannot open http://127.0.0.1"):
+        CameraSource(stalling_mjpeg_server(0), open_timeout_s=1.0)
+    assert time.monotonic() - start < 6  # FFmpeg alone waits 30 s
+
+
+def test_a_stream_that_stalls_is_an_error_within_seconds():
+    start = time.monotonic()
+    got = []
+    with pytest.raises(SourceError, match="delivered no frame for"):  # noqa: PT012
+        with CameraSource(stalling_mjpeg_server(10), read_timeout_s=1.0, stall_s=2.0) as camera:
+            for packet in camera:
+                got.append(packet)
+    assert got and got[0].image.shape == (120, 160, 3)
+    assert time.monotonic() - start < 10
+
+
+def write_media(path: Path, video: bool = True, rate: int = 96000, layout: str = "5.1") -> Path:
+    """2 s of a 440 Hz tone in every channel (AAC at ``rate``, ``layout``), with 20 frames of
+    160x120 MPEG-4 video unless ``video`` is False."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        a = out.add_stream("aac", rate=rate, layout=layout)  # every stream before the first packet
+        if video:
+            v = out.add_stream("mpeg4", rate=10)
+            v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
+            for i in range(20):
+                image = np.full((120, 160, 3), 10 * i, np.uint8)
+                for packet in v.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    out.mux(packet)
+            for packet in v.encode():
+                out.mux(packet)
+        channels = len(av.AudioLayout(layout).channels)
+        tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * rate) / rate)
+        data = np.repeat(tone[None].astype(np.float32), channels, axis=0)
+        for start in range(0, data.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(data[:, start : start + 1024]), format="fltp", layout=layout
+            )
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            for packet in a.encode(frame):
+                out.mux(packet)
+        for packet in a.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_six_channel_96khz_audio_comes_out_as_mono_at_its_own_rate(tmp_path, suffix):
+    path = write_media(tmp_path / f"surround{suffix}")
+    with open_source(str(path), realtime=False) as source:
+        packets = list(source)
+    audio = [p for p in packets if isinstance(p, AudioPacket)]
+    assert sum(isinstance(p, FramePacket) for p in packets) == 20
+    assert {p.rate for p in audio} == {96000} and all(p.samples.ndim == 1 for p in audio)
+    samples = np.concatenate([p.samples for p in audio])
+    assert abs(samples.size - 2 * 96000) <= 2048
+    spectrum = np.abs(np.fft.rfft(samples[96000 // 2 : 96000 // 2 + 96000]))
+    assert int(np.argmax(spectrum)) == 440  # the tone, downmixed, not summed out of range
+    assert 0.2 < np.abs(samples[96000 // 2 :]).max() < 0.4
+
+
+def test_broken_and_partial_files_in_the_live_file_source(tmp_path):
+    whole = write_media(tmp_path / "whole.mp4", layout="stereo", rate=44100).read_bytes()
+    cut = tmp_path / "cut.mp4"  # mp4 keeps its index at the end: half a file cannot be opened
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SourceError, match="cut.mp4 cannot be opened as a video"):
+        open_source(str(cut))
+    mkv = write_media(tmp_path / "whole.mkv", layout="stereo", rate=44100).read_bytes()
+    partial = tmp_path / "partial.mkv"  # a stream format plays up to the cut, then ends
+    partial.write_bytes(mkv[: len(mkv) // 2])
+    with open_source(str(partial), realtime=False) as source:
+        frames = sum(isinstance(p, FramePacket) for p in source)
+    assert 3 <= frames < 20
+    sound_only = write_media(tmp_path / "sound.mp4", video=False, layout="stereo", rate=44100)
+    with pytest.raises(SourceError, match="sound.mp4 has no video track"):
+        open_source(str(sound_only))
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    noise = tmp_path / "noise.mkv"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    for bad in (empty, noise):
+        with pytest.raises(SourceError, match=f"{bad.name} cannot be opened as a video"):
+            open_source(str(bad))
+    text = tmp_path / "sound.wav"
+    text.write_text("not audio at all")
+    with pytest.raises(SourceError, match="sound.wav is not a video file"):
+        open_source(str(text))

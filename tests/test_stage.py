@@ -122,8 +122,8 @@ def test_packets_the_stage_cannot_use_are_refused_and_leave_it_untouched(engine)
         dict(image=None),
         dict(image=np.zeros((0, 0, 3), np.uint8)),
         dict(image=np.zeros((120, 160, 3), np.float32)),
-        dict(image=np.zeros((120, 160), np.uint8)),
-        dict(image=np.zeros((120, 160, 4), np.uint8)),
+        dict(image=np.zeros((120, 160, 2), np.uint8)),
+        dict(image=np.zeros((120, 160, 3, 1), np.uint8)),
         dict(t=None),
         dict(pts=None),
         dict(pts=float("nan")),
@@ -135,6 +135,45 @@ def test_packets_the_stage_cannot_use_are_refused_and_leave_it_untouched(engine)
     assert stage.ring.written == 0 and stage.last_seq is None and stage.last_pts is None
     results = feed(stage, stream(3.5))
     assert not results[-1].padded and not results[-1].gap
+
+
+@pytest.mark.parametrize(
+    "shape, shown",
+    [
+        ((120, 160), (120, 160)),  # grayscale
+        ((120, 160, 1), (120, 160)),
+        ((120, 160, 4), (120, 160)),  # BGRA
+        ((1, 1, 3), (1, 1)),
+        ((121, 163, 3), (121, 163)),  # odd sizes
+        ((2160, 3840, 3), (1080, 1920)),  # 4K: shrunk to 1080p where it enters
+    ],
+)
+def test_frames_of_every_common_layout_and_size_get_a_result(engine, shape, shown):
+    stage = new_stage(engine)
+    feed(stage, [p for p in stream(1.0) if isinstance(p, AudioPacket)])
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    result = stage.process(FramePacket(0, 101.0, 1.0, image))
+    assert result.localization.heat.shape == shown
+    assert np.isfinite(result.raw_map).all()
+    if len(shape) == 3 and shape[2] == 4:  # the alpha channel is dropped, not mistaken for red
+        same = stage.process(FramePacket(1, 101.1, 1.1, np.ascontiguousarray(image[:, :, :3])))
+        assert np.allclose(result.raw_map, same.raw_map, atol=1e-5)
+
+
+def test_a_4k_frame_is_shrunk_with_its_truth_boxes():
+    from realtime.sources import MAX_FRAME_PIXELS, fit_frame
+
+    image = np.zeros((2160, 3840, 3), np.uint8)
+    image[1080:1620, 1920:2880] = 255  # a white box at (1920, 1080)-(2880, 1620)
+    truth = [{"class": "bell", "box": [1920.0, 1080.0, 2880.0, 1620.0], "sounding": True}]
+    small = fit_frame(FramePacket(0, 1.0, 0.0, image, truth))
+    h, w = small.image.shape[:2]
+    assert h * w <= MAX_FRAME_PIXELS and (w, h) == (1920, 1080)
+    assert small.truth[0]["box"] == [960.0, 540.0, 1440.0, 810.0]
+    assert small.image[600, 1200].min() == 255 and small.image[400, 800].max() == 0
+    assert small.truth[0]["class"] == "bell" and truth[0]["box"][0] == 1920.0  # not modified
+    tiny = FramePacket(0, 1.0, 0.0, np.zeros((480, 640, 3), np.uint8))
+    assert fit_frame(tiny) is tiny
 
 
 def test_nan_and_inf_samples_enter_as_flagged_zeros_and_never_reach_a_result(engine):
@@ -185,7 +224,7 @@ def test_a_huge_jump_in_seq_fills_the_ring_not_memory(engine):
     assert not last.gap and not last.padded and stage.ring.window(t).lag_s < 0.01
 
 
-@pytest.mark.parametrize("rate", [8000, 16000])
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000, 96000])
 def test_a_click_lands_where_it_was_captured_at_any_source_rate(engine, rate):
     stage = new_stage(engine)  # 16 kHz: equal rates, where the resampler passes blocks through
     for seq in range(40):
