@@ -13,6 +13,7 @@ Files are always read with ``torch.load(weights_only=True)``: pickled code is ne
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
 import platform
@@ -63,6 +64,9 @@ class CheckpointInfo:
     epoch: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    # what the live app's sounding confidence should use for this model ({"score_mid": cosine,
+    # "source": where it was measured}); empty: the defaults
+    calibration: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -243,9 +247,42 @@ def load_checkpoint(
         epoch=int(epoch) if epoch is not None else None,
         metrics=metrics,
         versions=dict(obj.get("versions") or {}) if own else {},
+        calibration=_calibration_of(obj.get("calibration")) if own else {},
         raw=obj if isinstance(obj, dict) else {},
     )
     return model
+
+
+def _calibration_of(value: Any) -> dict[str, Any]:
+    """A stored calibration when it is usable (a finite cosine score), else none: a damaged entry
+    must not stop the model from loading, the defaults then apply."""
+    if isinstance(value, dict):
+        mid = value.get("score_mid")
+        if isinstance(mid, int | float) and math.isfinite(mid) and -1.0 <= mid <= 1.0:
+            return {"score_mid": float(mid), "source": str(value.get("source", ""))}
+    if value is not None:
+        log.warning("ignoring a calibration entry that is not a cosine score: %r", value)
+    return {}
+
+
+def save_calibrated(path: str | os.PathLike, model: FNAC, score_mid: float, source: str) -> Path:
+    """Write ``model`` (as loaded, with its configs, metrics and any training state) to ``path``
+    with the live app's sounding calibration; float16 when the file it came from was."""
+    info = model.info
+    stored = info.raw.get("model") if isinstance(info.raw.get("model"), dict) else info.raw
+    half = any(isinstance(v, torch.Tensor) and v.dtype == torch.float16 for v in stored.values())
+    return save_checkpoint(
+        path,
+        model,
+        info.audio,
+        info.image,
+        trained_on=info.trained_on,
+        epoch=info.epoch,
+        metrics=info.metrics,
+        train_state=info.raw.get("train_state"),
+        half=half,
+        calibration={"score_mid": float(score_mid), "source": source},
+    )
 
 
 def library_versions() -> dict[str, str]:
@@ -273,6 +310,7 @@ def save_checkpoint(
     metrics: dict[str, float] | None = None,
     train_state: dict[str, Any] | None = None,
     half: bool = False,
+    calibration: dict[str, Any] | None = None,
 ) -> Path:
     """Write the project's self-describing format atomically (temp file + rename).
 
@@ -300,6 +338,8 @@ def save_checkpoint(
     }
     if train_state is not None:
         obj["train_state"] = train_state
+    if calibration:
+        obj["calibration"] = dict(calibration)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

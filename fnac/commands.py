@@ -83,6 +83,7 @@ def info_command(args: argparse.Namespace) -> int:
                 "epoch": info.epoch,
                 "metrics": info.metrics,
                 "versions": info.versions,
+                "calibration": info.calibration,
                 "parameters": sum(p.numel() for p in model.parameters()),
             },
             indent=2,

@@ -32,8 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-dir", default="fnac-live", help="snapshots and recordings")
     p.add_argument(
         "--standby",
-        action="store_true",
-        help="keep a loaded spare inference worker: recovery from a crash in about a second",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep a loaded spare inference worker: back in about a second after a crash "
+        "(--no-standby saves its memory)",
     )
     p.add_argument("--seconds", type=float, default=None, help="close the window after this long")
     p.add_argument("--screenshot", default=None, help="save the window as PNG when it closes")

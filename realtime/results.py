@@ -32,6 +32,12 @@ class ConfidenceSettings:
     box_level: float = 0.5  # the box surrounds the hottest region of heat >= box_level
     recent_s: float = 1.0  # loudness is measured over the newest recent_s of the window
 
+    @classmethod
+    def for_checkpoint(cls, calibration: dict) -> ConfidenceSettings:
+        """The defaults, with the checkpoint's own ``score_mid`` when it carries one
+        (``fnac eval --calibrate``)."""
+        return cls(score_mid=calibration["score_mid"]) if "score_mid" in calibration else cls()
+
 
 @dataclass(frozen=True)
 class Localization:

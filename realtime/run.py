@@ -49,9 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio-rate", type=float, default=10.0, help="audio embeddings per second")
     p.add_argument(
         "--standby",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="keep a second, loaded inference worker ready: if the first dies, results resume "
-        "in about a second instead of after a model reload (costs its memory)",
+        "in about a second instead of after a model reload; --no-standby saves its memory",
     )
     p.set_defaults(func=run_command)
 
@@ -193,8 +194,13 @@ class LivePipeline:
             self.supervisor.start("inference")
             ready = self._await_ready()
             self.engine = ready.meta.get("engine", "")
-            self.model = {k: ready.meta.get(k) for k in ("sample_rate", "image_size", "tau")}
-            self.say(f"engine: {self.engine} (inference worker pid {ready.meta.get('pid')})")
+            keys = ("sample_rate", "image_size", "tau", "score_mid", "calibrated")
+            self.model = {k: ready.meta.get(k) for k in keys}
+            where = "the checkpoint's calibration" if self.model["calibrated"] else "the defaults"
+            self.say(
+                f"engine: {self.engine} (inference worker pid {ready.meta.get('pid')}); "
+                f"sounding threshold {self.model['score_mid']:.3f} from {where}"
+            )
             source, realtime, frames, status = self.capture
             if source is None:
                 self.say(f"listening for fnac capture on {self.listen}")

@@ -148,6 +148,7 @@ def inference_main(
     _ignore_sigint()
     from fnac.checkpoint import load_checkpoint
     from realtime.engines import make_engine
+    from realtime.results import ConfidenceSettings
     from realtime.sources import AudioPacket, FramePacket
     from realtime.stage import BadPacket, InferenceStage, checked_frame
 
@@ -164,7 +165,8 @@ def inference_main(
             spec_frames=info.audio.n_frames(),
             checkpoint=checkpoint,
         )
-        stage = InferenceStage(engine, info.audio, info.image, audio_rate_hz)
+        settings = ConfidenceSettings.for_checkpoint(info.calibration)
+        stage = InferenceStage(engine, info.audio, info.image, audio_rate_hz, settings=settings)
         stage.warm_up()  # compile / allocate before the first real frame, not during it
         if go is not None:
             status.send(Message("status", 0, meta={"worker": "inference", "standby": os.getpid()}))
@@ -195,6 +197,8 @@ def inference_main(
                 "sample_rate": info.audio.sample_rate,
                 "image_size": info.image.size,
                 "tau": engine.tau,
+                "score_mid": settings.score_mid,
+                "calibrated": bool(info.calibration),
             },
         )
     )

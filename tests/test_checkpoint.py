@@ -168,3 +168,37 @@ def test_not_a_state_dict(tmp_path):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pth")
+
+
+def test_a_calibration_travels_in_the_checkpoint_and_reaches_the_live_settings(tmp_path, caplog):
+    from fnac.checkpoint import save_calibrated
+    from realtime.results import ConfidenceSettings
+
+    torch.manual_seed(0)
+    trained = FNAC(ModelConfig(dim=16))
+    plain = save_checkpoint(
+        tmp_path / "plain.pth",
+        trained,
+        AudioConfig(sample_rate=8000),
+        epoch=3,
+        train_state={"step": 7},
+        half=True,
+    )
+    loaded = load_checkpoint(plain)
+    assert loaded.info.calibration == {}
+    assert ConfidenceSettings.for_checkpoint({}) == ConfidenceSettings()
+    out = save_calibrated(tmp_path / "calibrated.pth", loaded, 0.31, "max-F1 on world/test")
+    again = load_checkpoint(out)
+    assert again.info.calibration == {"score_mid": 0.31, "source": "max-F1 on world/test"}
+    assert ConfidenceSettings.for_checkpoint(again.info.calibration).score_mid == 0.31
+    assert again.info.epoch == 3 and again.info.audio.sample_rate == 8000
+    assert again.info.raw["train_state"] == {"step": 7}  # --resume still works from it
+    assert again.info.raw["model"]["img_proj.weight"].dtype == torch.float16  # stays as small
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, again.state_dict()[name]), name
+    raw = torch.load(out, weights_only=True)
+    for damaged in ({"score_mid": float("nan")}, {"score_mid": "high"}, [0.3], {"score_mid": 7}):
+        torch.save({**raw, "calibration": damaged}, tmp_path / "damaged.pth")
+        with caplog.at_level(logging.WARNING):
+            assert load_checkpoint(tmp_path / "damaged.pth").info.calibration == {}
+        assert "ignoring a calibration entry" in caplog.text

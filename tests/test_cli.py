@@ -200,12 +200,26 @@ def test_synth_then_eval_every_test_set_of_the_world(files, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "wrote the synthetic world" in result.stdout
-    report = tmp_path / "report.json"
-    result = fnac("eval", "--checkpoint", files / "model.pth", "--data", world, "--json", report)
+    report, calibrated = tmp_path / "report.json", tmp_path / "calibrated.pth"
+    result = fnac(
+        "eval", "--checkpoint", files / "model.pth", "--data", world, "--json", report,
+        "--calibrate", calibrated,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    kinds = [r["testset"] for r in json.loads(report.read_text())["testsets"]]
-    assert kinds == ["vggss", "flickr", "duet"]
+    reports = json.loads(report.read_text())["testsets"]
+    assert [r["testset"] for r in reports] == ["vggss", "flickr", "duet"]
     assert "multi-source cIoU@0.3" in result.stdout and "silent pairs: AP" in result.stdout
+    score = reports[0]["silent"]["score_at_max_f1"]
+    info = json.loads(fnac("info", calibrated).stdout)
+    assert info["calibration"]["score_mid"] == pytest.approx(score)
+    assert "silent pairs" in info["calibration"]["source"]
+    assert f"score_mid) is {score:.3f}" in result.stdout
+    no_pairs = fnac(
+        "eval", "--checkpoint", files / "model.pth", "--data", world / "duet_test", "--testset",
+        "duet", "--calibrate", tmp_path / "never.pth",
+    )  # fmt: skip
+    assert no_pairs.returncode == 2 and "--calibrate needs silent pairs" in no_pairs.stderr
+    assert not (tmp_path / "never.pth").exists()
 
 
 def test_tour_end_to_end(tmp_path):

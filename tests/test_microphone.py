@@ -111,6 +111,20 @@ def test_a_microphone_that_stops_delivering_is_an_error_not_an_end(tmp_path):
     assert seconds < 10  # found within seconds: the device itself never ends
 
 
+def test_a_machine_without_any_input_device_is_a_clear_error(tmp_path):
+    pytest.importorskip("sounddevice", exc_type=OSError)
+    code = (
+        "from realtime.sources import input_devices, open_source, SourceError\n"
+        "assert input_devices() == [], input_devices()\n"
+        "try:\n    open_source('mic')\n"
+        "except SourceError as exc:\n    print('ERR', exc)\n"
+    )
+    result = run_with_alsa(tmp_path, code)  # no .asoundrc: ALSA here has no capture device
+    if "AssertionError" in result.stderr:
+        pytest.skip("this machine has an input device")
+    assert "ERR no microphone found" in result.stdout, result.stderr[-2000:]
+
+
 PAIRED = """
 import json, numpy as np
 from realtime.sources import AudioPacket, FramePacket, PairedSource, open_source

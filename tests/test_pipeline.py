@@ -300,6 +300,7 @@ def test_with_a_warm_standby_results_resume_within_two_seconds_of_a_kill(checkpo
                 resumed_at = time.monotonic()
         assert resumed_at is not None, said
         assert resumed_at - killed_at < 2.0, f"{resumed_at - killed_at:.2f} s: {said}"
+        print(f"results resumed {resumed_at - killed_at:.2f} s after the kill")  # for the docs (-s)
         assert pipeline.supervisor.processes["inference"].pid == spare
         assert any("restarted from the warm standby" in s for s in said)
         deadline = time.monotonic() + 120  # and a new spare is made ready for the next time
@@ -309,10 +310,16 @@ def test_with_a_warm_standby_results_resume_within_two_seconds_of_a_kill(checkpo
     assert not processes_mentioning("fnac-ipc-")
 
 
-def test_a_running_pipeline_listens_only_in_its_private_folder(checkpoint):
+def test_a_running_pipeline_listens_only_in_its_private_folder(checkpoint, tmp_path):
+    """(With a checkpoint that carries its own sounding calibration, which the worker uses.)"""
+    from fnac.checkpoint import load_checkpoint, save_calibrated
     from realtime.run import LivePipeline
 
-    with LivePipeline("synthetic", str(checkpoint), say=lambda text: None) as pipeline:
+    calibrated = save_calibrated(tmp_path / "cal.pth", load_checkpoint(checkpoint), 0.123, "test")
+    said: list[str] = []
+    with LivePipeline("synthetic", str(calibrated), say=said.append) as pipeline:
+        assert pipeline.model["score_mid"] == 0.123 and pipeline.model["calibrated"]
+        assert "threshold 0.123 from the checkpoint's calibration" in said[0]
         while pipeline.next() is None:
             pass
         folder = pipeline.folder

@@ -193,6 +193,25 @@ def test_nan_and_inf_samples_enter_as_flagged_zeros_and_never_reach_a_result(eng
     assert [r.gap for r in results] == [2.56 <= r.pts < 2.94 + 3.0 for r in results]
 
 
+@pytest.mark.parametrize(
+    "gain", [30.0, 1e6]
+)  # hard clipping at full scale; a float device gone wild
+def test_clipped_and_overloud_audio_gives_finite_sounding_results(engine, gain):
+    stage = new_stage(engine)
+    packets = stream(4.0)
+    for p in packets:
+        if isinstance(p, AudioPacket):
+            loud = p.samples * gain
+            p.samples = np.clip(loud, -1.0, 1.0) if gain < 100 else loud.astype(np.float32)
+    results = feed(stage, packets)
+    for r in results:
+        loc = r.localization
+        assert np.isfinite(r.raw_map).all() and np.isfinite(loc.heat).all()
+        assert np.isfinite([loc.score, loc.level_db]).all() and 0.0 <= loc.confidence <= 1.0
+    assert stage.nonfinite == 0 and not any(r.gap for r in results)
+    assert results[-1].localization.level_db > -30.0  # loud is loud, not mistaken for silence
+
+
 def test_a_map_that_comes_out_non_finite_is_published_as_nothing_sounding(engine, monkeypatch):
     stage = new_stage(engine)
     maps = engine.maps

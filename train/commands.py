@@ -75,6 +75,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ResNet-18 ImageNet weights for the Obj maps (default: torch hub cache)",
     )
     p.add_argument("--json", dest="json_out", default=None, help="write the report here")
+    p.add_argument(
+        "--calibrate",
+        metavar="OUT.pth",
+        default=None,
+        help="write the checkpoint again with the live app's sounding threshold set from the "
+        "silent pairs (the score at max-F1); OUT may be the checkpoint itself",
+    )
     p.add_argument("--plot", default=None, help="success-curve PNG (default: beside --json)")
     p.add_argument("--overlays", default=None, help="write per-sample overlay PNGs here")
     p.add_argument("--batch-size", type=int, default=16)
@@ -129,6 +136,24 @@ def _headline(report: dict[str, Any]) -> str:
     return "\n  ".join(lines)
 
 
+def _calibrate(model, reports: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """``--calibrate``: the score at max-F1 on the silent pairs becomes the checkpoint's
+    ``score_mid``, where the live app's confidence is one half."""
+    from fnac.checkpoint import save_calibrated
+
+    silent = [r for r in reports if "score_at_max_f1" in r.get("silent", {})]
+    if not silent:
+        raise ValueError(
+            "--calibrate needs silent pairs to measure the threshold on: give --pairs "
+            "(*_test_plus_silent.csv) or a synthetic world, which has them"
+        )
+    score = silent[0]["silent"]["score_at_max_f1"]
+    source = f"max-F1 on the silent pairs of {silent[0].get('root', args.data)}"
+    save_calibrated(args.calibrate, model, score, source)
+    silent[0]["silent"]["calibrated"] = str(args.calibrate)
+    print(f"wrote {args.calibrate}: the live app's sounding threshold (score_mid) is {score:.3f}")
+
+
 def eval_command(args: argparse.Namespace) -> int:
     import torch
 
@@ -167,6 +192,8 @@ def eval_command(args: argparse.Namespace) -> int:
         print(
             f"{testset.kind} ({testset.root}, {report['samples']} samples):\n  {_headline(report)}"
         )
+    if args.calibrate:
+        _calibrate(model, reports, args)
     combined = reports[0] if len(reports) == 1 else {"testsets": reports}
     combined = {"checkpoint": str(args.checkpoint), **combined}
     if args.json_out:
