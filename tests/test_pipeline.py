@@ -278,8 +278,21 @@ def test_an_exposed_address_without_keys_is_refused(checkpoint):
         assert "Traceback" not in result.stderr
 
 
-def test_with_a_warm_standby_results_resume_within_two_seconds_of_a_kill(checkpoint):
+def kill_and_await_results(pipeline, worker: str, stamp: str, timeout_s: float):
+    """SIGKILL ``worker``; the first result whose ``stamp`` is later than the kill, and the
+    seconds it took (None, timeout_s when none came)."""
     import signal
+
+    os.kill(pipeline.supervisor.processes[worker].pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    while time.monotonic() < killed_at + timeout_s:
+        msg = pipeline.next()
+        if msg is not None and msg.kind == "result" and msg.stamps[stamp] > killed_at:
+            return msg, time.monotonic() - killed_at
+    return None, timeout_s
+
+
+def test_with_a_warm_standby_results_resume_within_two_seconds_of_a_kill(checkpoint):
 
     from realtime.run import LivePipeline
 
@@ -291,16 +304,10 @@ def test_with_a_warm_standby_results_resume_within_two_seconds_of_a_kill(checkpo
         assert any("standby ready" in s for s in said), said
         spare = pipeline.supervisor.spares["inference"][0].pid
         killed = pipeline.supervisor.processes["inference"].pid
-        os.kill(killed, signal.SIGKILL)
-        killed_at = time.monotonic()
-        resumed_at = None
-        while resumed_at is None and time.monotonic() < killed_at + 30:
-            msg = pipeline.next()
-            if msg is not None and msg.kind == "result" and msg.stamps["publish"] > killed_at:
-                resumed_at = time.monotonic()
-        assert resumed_at is not None, said
-        assert resumed_at - killed_at < 2.0, f"{resumed_at - killed_at:.2f} s: {said}"
-        print(f"results resumed {resumed_at - killed_at:.2f} s after the kill")  # for the docs (-s)
+        resumed, seconds = kill_and_await_results(pipeline, "inference", "publish", 30)
+        assert resumed is not None, said
+        assert seconds < 2.0, f"{seconds:.2f} s: {said}"
+        print(f"results resumed {seconds:.2f} s after the kill")  # for the docs (pytest -s)
         assert pipeline.supervisor.processes["inference"].pid == spare
         assert any("restarted from the warm standby" in s for s in said)
         deadline = time.monotonic() + 120  # and a new spare is made ready for the next time
@@ -332,7 +339,6 @@ def test_a_running_pipeline_listens_only_in_its_private_folder(checkpoint, tmp_p
 
 
 def test_a_killed_capture_worker_is_restarted_and_results_resume(checkpoint):
-    import signal
 
     from realtime.run import LivePipeline
 
@@ -344,17 +350,11 @@ def test_a_killed_capture_worker_is_restarted_and_results_resume(checkpoint):
             first = pipeline.next()
         assert first is not None and first.kind == "result", said
         killed = pipeline.supervisor.processes["capture"].pid
-        os.kill(killed, signal.SIGKILL)
-        killed_at = time.monotonic()
-        resumed = None
-        while resumed is None and time.monotonic() < killed_at + 60:
-            msg = pipeline.next()
-            if msg is not None and msg.kind == "result" and msg.stamps["capture"] > killed_at:
-                resumed = msg
+        resumed, seconds = kill_and_await_results(pipeline, "capture", "capture", 60)
         assert resumed is not None, said
         assert any("capture worker died" in s and "restarted" in s for s in said), said
         assert pipeline.supervisor.processes["capture"].pid != killed
-        assert resumed.meta["pts"] <= time.monotonic() - killed_at + 0.5  # it started over
+        assert resumed.meta["pts"] <= seconds + 0.5  # the stream started over
     assert not processes_mentioning("fnac-ipc-")
 
 
