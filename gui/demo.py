@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seconds", type=float, default=20.0, help="headless: how long to run")
     p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
-    p.add_argument("--backend", default="cpu", choices=["cpu", "eager", "compile", "tensorrt"])
+    p.add_argument(
+        "--backend", default="cpu", choices=["cpu", "int8", "eager", "compile", "tensorrt"]
+    )
     p.add_argument("--headless", action="store_true", help="no window even with a display")
     p.set_defaults(func=demo_command)
 

@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: the default input when a camera is used)",
     )
     p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
-    p.add_argument("--backend", default="cpu", choices=["cpu", "eager", "compile", "tensorrt"])
+    p.add_argument(
+        "--backend", default="cpu", choices=["cpu", "int8", "eager", "compile", "tensorrt"]
+    )
     p.add_argument("--save-dir", default="fnac-live", help="snapshots and recordings")
     p.add_argument(
         "--standby",

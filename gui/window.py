@@ -38,7 +38,7 @@ from gui.feed import STALL_S, Feed, Shown
 from gui.strip import SpectrogramStrip
 from realtime.render import Style, annotate
 
-BACKENDS = ("cpu", "eager", "compile", "tensorrt")
+BACKENDS = ("cpu", "int8", "eager", "compile", "tensorrt")
 NO_MICROPHONE = "no microphone"
 LEVEL_FLOOR_DB = -80.0  # the level meter's empty end
 

@@ -140,7 +140,7 @@ def live_pipeline(checkpoint: str, backend: str, seconds: float) -> dict[str, An
 
 
 def available_backends() -> list[str]:
-    names = ["eager", "cpu", "compile"]
+    names = ["eager", "cpu", "int8", "compile"]
     try:
         import torch
         import torch_tensorrt  # noqa: F401

@@ -3,6 +3,8 @@
 - ``eager``: the model as it is, float32 (the reference every other backend is held against);
 - ``cpu``: batch norm folded into the convolutions, channels_last tensors, bfloat16 autocast
   where the CPU computes bf16 natively (AVX512-BF16 / AMX);
+- ``int8``: both encoders quantized to int8 for x86 CPUs, calibrated on the synthetic world
+  (``realtime.quantize``);
 - ``compile``: ``torch.compile`` of both encoders;
 - ``tensorrt``: Torch-TensorRT engines built by ``fnac export`` (FP16, static shapes), loaded from
   disk with their JSON sidecar and refused when stale (see ``realtime.tensorrt``).
@@ -25,7 +27,7 @@ from fnac.hardware import cpu_has_native_bf16
 from fnac.model import FNAC
 
 log = logging.getLogger(__name__)
-BACKENDS = ("eager", "cpu", "compile", "tensorrt")
+BACKENDS = ("eager", "cpu", "int8", "compile", "tensorrt")
 
 
 class ImageEncoder(nn.Module):
@@ -165,6 +167,14 @@ def make_engine(
         return CpuEngine(model)
     if name == "compile":
         return CompileEngine(model, device)
+    if name == "int8":
+        from fnac.config import AudioConfig, ImageConfig
+        from realtime.quantize import Int8Engine
+
+        info = getattr(model, "info", None)
+        return Int8Engine(
+            model, info.audio if info else AudioConfig(), ImageConfig(size=image_size)
+        )
     from realtime.tensorrt import TensorRTEngine
 
     if engine_dir is None or checkpoint is None:

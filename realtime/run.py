@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keys", default=None, help="with --listen: server.key from fnac keys")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--sample-rate", type=int, default=None)
-    p.add_argument("--backend", default="cpu", choices=["eager", "cpu", "compile", "tensorrt"])
+    p.add_argument(
+        "--backend", default="cpu", choices=["eager", "cpu", "int8", "compile", "tensorrt"]
+    )
     p.add_argument("--out", default=None, help="annotated mp4")
     p.add_argument("--jsonl", default=None, help="one JSON line per processed frame")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")

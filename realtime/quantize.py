@@ -1,0 +1,92 @@
+"""The ``int8`` backend: both encoders quantized after training, for CPUs.
+
+Static post-training quantization with torch's FX workflow and its x86 kernels (fbgemm / oneDNN):
+int8 weights (per output channel) and activations, with batch norm and ReLU fused into the
+convolutions. Activation ranges are calibrated when the engine is made, on frames and 3 s sounds
+of the synthetic world (a few seconds on a CPU; no data to bring). The maps are not the float32
+maps: ``tests/test_engines.py`` holds them to the float32 backend on the demo checkpoint (same hot
+cell on most frames), and ``fnac bench`` measures what it buys.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from fnac.audio import log_spectrogram, normalize_spectrogram
+from fnac.config import AudioConfig, ImageConfig
+from fnac.image import preprocess_frames
+from fnac.model import FNAC
+from realtime.engines import AudioEncoder, Engine, ImageEncoder
+
+KERNELS = "x86"
+
+
+def calibration_inputs(
+    audio: AudioConfig, image: ImageConfig, count: int = 16, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` frames (count, 3, S, S) and spectrograms (count, 1, F, T) of the synthetic world's
+    stream, preprocessed exactly as the live stage does it."""
+    from train.synth_world import World, WorldConfig
+
+    world = World(WorldConfig(sample_rate=audio.sample_rate, seed=seed))
+    fps, window = 2.0, audio.window_samples
+    script = world.stream(np.random.default_rng(seed), count / fps + audio.window_s, fps=fps)
+    frames, waves = [], []
+    for i in range(count):
+        rgb, _ = script.render(i)
+        frames.append(np.ascontiguousarray(rgb[:, :, ::-1]))  # BGR, as sources deliver
+        end = int(round((i / fps + audio.window_s) * audio.sample_rate))
+        waves.append(script.audio(end - window, end))
+    batch = preprocess_frames(frames, image, method="fast")
+    wave = torch.from_numpy(np.stack(waves)).clamp(-1, 1)
+    specs = normalize_spectrogram(log_spectrogram(wave, audio.sample_rate, audio), audio)
+    return batch, specs[:, None]
+
+
+def quantize(module: nn.Module, examples: torch.Tensor, batch: int = 4) -> nn.Module:
+    """``module`` (eval mode) as an int8 graph whose activation ranges were observed on
+    ``examples``."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = KERNELS
+    with warnings.catch_warnings():  # the FX workflow's deprecation notices, once per engine
+        warnings.simplefilter("ignore")
+        prepared = prepare_fx(module.eval(), get_default_qconfig_mapping(KERNELS), (examples[:1],))
+        with torch.no_grad():
+            for start in range(0, len(examples), batch):
+                prepared(examples[start : start + batch])
+        return convert_fx(prepared)
+
+
+class Int8Engine(Engine):
+    """Both encoders in int8 on the CPU; the maps in float32 as every engine's."""
+
+    name = "int8"
+
+    def __init__(
+        self, model: FNAC, audio: AudioConfig, image: ImageConfig, calibration: int = 16
+    ) -> None:
+        if KERNELS not in torch.backends.quantized.supported_engines:
+            raise ValueError(f"this torch build has no {KERNELS} int8 kernels: use --backend cpu")
+        super().__init__(model, "cpu")
+        frames, specs = calibration_inputs(audio, image, calibration)
+        self.calibration = calibration
+        self.image_fn = quantize(ImageEncoder(copy.deepcopy(self.model)), frames)
+        self.audio_fn = quantize(AudioEncoder(copy.deepcopy(self.model)), specs)
+
+    def _image(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.image_fn(frames)
+
+    def _audio(self, spec: torch.Tensor) -> torch.Tensor:
+        return self.audio_fn(spec)
+
+    def describe(self) -> str:
+        return (
+            f"int8 (static, {KERNELS} kernels, calibrated on {self.calibration} synthetic scenes)"
+        )
