@@ -318,6 +318,10 @@ def save_checkpoint(
     ``train_state`` holds what ``--resume`` needs (optimizer, scaler, RNG states).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"{path} is a folder: give a file name to write, such as {path}/model.pth"
+        )
     state = {
         k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu()
         for k, v in model.state_dict().items()

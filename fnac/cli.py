@@ -50,7 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     # CheckpointError, SourceError, DatasetError, ... are ValueErrors.
-    return (UsageError, FileNotFoundError, NotADirectoryError, ValueError)
+    return (
+        UsageError,
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+        ValueError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from realtime.run import STANDBY_MIN_CPUS
+
     p = sub.add_parser("live", help="the live window (PyQt6)", description=__doc__)
     p.add_argument(
         "--source",
@@ -35,9 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--standby",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=None,
         help="keep a loaded spare inference worker: back in about a second after a crash "
-        "(--no-standby saves its memory)",
+        f"(default: on with {STANDBY_MIN_CPUS} or more CPU cores)",
     )
     p.add_argument("--seconds", type=float, default=None, help="close the window after this long")
     p.add_argument("--screenshot", default=None, help="save the window as PNG when it closes")
@@ -64,6 +66,7 @@ def default_checkpoint(given: str | None) -> str:
 def choose_settings(args: argparse.Namespace):
     """What to open, and a note for the window when it is a fallback."""
     from gui.window import LiveSettings
+    from realtime.run import standby_wanted
     from realtime.sources import SourceError, cameras, input_devices
 
     try:
@@ -94,7 +97,7 @@ def choose_settings(args: argparse.Namespace):
         note="; ".join(notes),
         cameras=found,
         microphones=mics,
-        standby=args.standby,
+        standby=standby_wanted(args.standby),
     )
 
 

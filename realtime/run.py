@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import sys
@@ -52,11 +53,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--standby",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=None,
         help="keep a second, loaded inference worker ready: if the first dies, results resume "
-        "in about a second instead of after a model reload; --no-standby saves its memory",
+        "in about a second instead of after a model reload (default: on with "
+        f"{STANDBY_MIN_CPUS} or more CPU cores, where loading it does not slow the live run)",
     )
     p.set_defaults(func=run_command)
+
+
+# Loading the spare takes one core for seconds (20 s of degraded results on 2 cores with the int8
+# backend, whose calibration runs then); with fewer cores it is only started when asked for.
+STANDBY_MIN_CPUS = 4
+
+
+def standby_wanted(asked: bool | None) -> bool:
+    """``--standby`` / ``--no-standby`` as given, else whether this machine has the cores."""
+    return asked if asked is not None else (os.cpu_count() or 1) >= STANDBY_MIN_CPUS
 
 
 class Sinks:
@@ -349,7 +361,7 @@ def run_command(args: argparse.Namespace) -> int:
             args.audio_rate,
             listen=args.listen,
             server_keys=server_keys,
-            standby=args.standby,
+            standby=standby_wanted(args.standby),
         ) as pipeline:
             summary = run_live(pipeline, sinks, args.seconds)
     finally:

@@ -8,9 +8,9 @@ stream) and reuses it in between, encodes the frame, and turns the raw map into 
 stage is timed. The ZeroMQ inference worker wraps this class.
 
 What comes in is checked first: a packet the stage cannot use (no samples, a rate of zero, a frame
-without an image) raises ``BadPacket``; grayscale and BGRA frames are converted and frames larger
-than 1080p shrunk, which the worker counts and goes on from, rather than
-failing somewhere inside. Non-finite samples enter as zeros flagged like lost audio, and a map
+without an image) raises ``BadPacket``, which the worker counts and goes on from, rather than
+failing somewhere inside. Grayscale and BGRA frames are converted, and the frame processed is shrunk
+to 1080p when it is larger. Non-finite samples enter as zeros flagged like lost audio, and a map
 that comes out non-finite is published as "nothing here", so a NaN never reaches a result. A gap
 longer than the ring is not resampled as zeros: the resampler restarts after it and the ring
 zero-fills the missing time. A sequence number or frame pts that goes backwards means the capture
@@ -81,9 +81,8 @@ def checked_audio(packet: AudioPacket) -> AudioPacket:
 
 
 def checked_frame(packet: FramePacket) -> FramePacket:
-    """The packet with a (H, W, 3) uint8 BGR image of at most ``MAX_FRAME_PIXELS`` and finite
-    times, or BadPacket. Grayscale and BGRA images (what some cameras and peers send) are
-    converted; larger frames are shrunk."""
+    """The packet with a (H, W, 3) uint8 BGR image and finite times, or BadPacket. Grayscale and
+    BGRA images (what some cameras and peers send) are converted."""
     image = packet.image
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8):
         raise BadPacket(f"the frame's image is {_describe(image)}, not a uint8 image")
@@ -93,7 +92,7 @@ def checked_frame(packet: FramePacket) -> FramePacket:
         raise BadPacket(f"the frame's image is {_describe(image)}: {exc}") from exc
     t, pts = _finite(packet.t, "the capture time"), _finite(packet.pts, "the pts")
     index = _index(packet.index, "the frame number")
-    return fit_frame(FramePacket(index, t, pts, image, packet.truth))
+    return FramePacket(index, t, pts, image, packet.truth)
 
 
 def _describe(array) -> str:
@@ -210,7 +209,7 @@ class InferenceStage:
 
     def process(self, frame: FramePacket) -> Result:
         """One frame -> its result, with the time of every stage; BadPacket if it is unusable."""
-        frame = checked_frame(frame)
+        frame = fit_frame(checked_frame(frame))  # shrunk here, not for the stale ones dropped
         if self.last_pts is not None and frame.pts < self.last_pts:
             self.reset()  # the capture started again: the audio so far belongs to the old stream
         self.last_pts = frame.pts

@@ -31,8 +31,8 @@ DRAIN_LIMIT = 500  # messages taken from the input per turn
 # The capture -> inference link holds at most this many messages on each side (ZeroMQ counts
 # messages, not bytes): 32 frames of 640x480 are 29 MB, of 1080p 199 MB. Live, that is about half
 # a second of packets; a producer faster than the inference worker fills it and then loses
-# packets, counted, instead of growing the worker's memory (it grew by 3.8 GB in 15 s of a
-# 640x480 flood with 10 000).
+# packets, counted, instead of growing the worker's memory (with 10 000 it grew by 2.8 GB in
+# the 10 s of tests/test_pipeline.py's 640x480 flood).
 LINK_HWM = 32
 END_OF_STREAM_WAIT_S = 5.0
 
@@ -149,7 +149,7 @@ def inference_main(
     from fnac.checkpoint import load_checkpoint
     from realtime.engines import make_engine
     from realtime.results import ConfidenceSettings
-    from realtime.sources import AudioPacket, FramePacket
+    from realtime.sources import AudioPacket, FramePacket, fit_frame
     from realtime.stage import BadPacket, InferenceStage, checked_frame
 
     context = zmq.Context()
@@ -244,7 +244,7 @@ def inference_main(
                         )
             if frames:
                 dropped += len(frames) - 1
-                frame = frames[-1]
+                frame = fit_frame(frames[-1])  # the image published is the one localized
                 result = stage.process(frame)
                 loc = result.localization
                 processed += 1
@@ -426,10 +426,6 @@ class Supervisor:
         returns what happened. ``gave_up`` names the workers it stopped restarting."""
         events = []
         now = time.monotonic()
-        for name, (when, why) in list(self.pending.items()):
-            if now >= when:
-                del self.pending[name]
-                events.append(self._restart(name, why))
         for name, proc in list(self.processes.items()):
             if name in self.finished or name in self.pending or name in self.gave_up:
                 continue
@@ -446,9 +442,10 @@ class Supervisor:
             else:
                 why = f"died (exit code {proc.exitcode})"
             events.append(self._schedule(name, why, now))
-            if name in self.pending and self.pending[name][0] <= now:
+        for name, (when, why) in list(self.pending.items()):  # due now, or scheduled just above
+            if now >= when:
                 del self.pending[name]
-                events[-1] = self._restart(name, why)
+                events.append(self._restart(name, why))
         for name in self.standby:
             self._keep_spare(name)
         return [e for e in events if e]

@@ -136,6 +136,12 @@ def _headline(report: dict[str, Any]) -> str:
     return "\n  ".join(lines)
 
 
+_NO_SILENT_PAIRS = (
+    "--calibrate needs silent pairs to measure the threshold on: give --pairs "
+    "(*_test_plus_silent.csv) or a synthetic world, which has them"
+)
+
+
 def _calibrate(model, reports: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """``--calibrate``: the score at max-F1 on the silent pairs becomes the checkpoint's
     ``score_mid``, where the live app's confidence is one half."""
@@ -143,10 +149,7 @@ def _calibrate(model, reports: list[dict[str, Any]], args: argparse.Namespace) -
 
     silent = [r for r in reports if "score_at_max_f1" in r.get("silent", {})]
     if not silent:
-        raise ValueError(
-            "--calibrate needs silent pairs to measure the threshold on: give --pairs "
-            "(*_test_plus_silent.csv) or a synthetic world, which has them"
-        )
+        raise ValueError(_NO_SILENT_PAIRS + " (none of them could be loaded)")
     score = silent[0]["silent"]["score_at_max_f1"]
     source = f"max-F1 on the silent pairs of {silent[0].get('root', args.data)}"
     save_calibrated(args.calibrate, model, score, source)
@@ -175,7 +178,12 @@ def eval_command(args: argparse.Namespace) -> int:
         log.warning("%s: reporting the AV maps only", exc)
         obj_model = None
     reports = []
-    for testset in _testsets(args):
+    testsets = _testsets(args)
+    if args.calibrate and not any(getattr(t, "silent", None) for t in testsets):
+        raise ValueError(_NO_SILENT_PAIRS)  # said before the evaluation, not after it
+    if args.calibrate and Path(args.calibrate).is_dir():
+        raise ValueError(f"--calibrate {args.calibrate} is a folder: give the file to write")
+    for testset in testsets:
         overlays = Path(args.overlays) / testset.root.name if args.overlays else None
         report = evaluate(
             model,
