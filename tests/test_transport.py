@@ -103,21 +103,28 @@ def test_oversized_part_is_refused_before_decoding_and_the_channel_goes_on(pull_
     assert got is not None and got.seq == 2 and server.malformed == 0
 
 
-def test_the_largest_array_the_wire_accepts_still_gets_through_curve():
-    # CURVE wraps each part in 33 more bytes, which the receiving bound must leave room for
+@pytest.fixture
+def curve_pair():
+    """A receiving Channel on loopback TCP with CURVE keys, and a client Channel holding them."""
     keys = curve_keys()
     context = zmq.Context()
     server = Channel(context, zmq.PULL, "tcp://127.0.0.1:0", bind=True, curve=keys)
     endpoint = server.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
     client = Channel(context, zmq.PUSH, endpoint, bind=False, curve=keys)
     try:
-        client.send(Message("frame", 1, arrays={"image": np.zeros(MAX_ARRAY_BYTES, np.uint8)}))
-        got = server.recv(timeout_ms=10_000)
-        assert got is not None and got.arrays["image"].nbytes == MAX_ARRAY_BYTES
+        yield server, client
     finally:
         client.close()
         server.close()
         context.term()
+
+
+def test_the_largest_array_the_wire_accepts_still_gets_through_curve(curve_pair):
+    # CURVE wraps each part in 33 more bytes, which the receiving bound must leave room for
+    server, client = curve_pair
+    client.send(Message("frame", 1, arrays={"image": np.zeros(MAX_ARRAY_BYTES, np.uint8)}))
+    got = server.recv(timeout_ms=10_000)
+    assert got is not None and got.arrays["image"].nbytes == MAX_ARRAY_BYTES
 
 
 def test_anything_the_decoder_raises_is_counted_not_fatal(pull_and_push, monkeypatch):
@@ -137,20 +144,11 @@ def test_anything_the_decoder_raises_is_counted_not_fatal(pull_and_push, monkeyp
     assert got is not None and got.seq == 2 and server.malformed == 1
 
 
-def test_curve_encrypted_tcp_on_loopback():
-    keys = curve_keys()
-    context = zmq.Context()
-    server = Channel(context, zmq.PULL, "tcp://127.0.0.1:0", bind=True, curve=keys)
-    port = server.socket.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1]
-    client = Channel(context, zmq.PUSH, f"tcp://127.0.0.1:{port}", bind=False, curve=keys)
-    try:
-        client.send(Message("heartbeat", 1))
-        got = server.recv(timeout_ms=3000)
-        assert got is not None and got.kind == "heartbeat"
-    finally:
-        client.close()
-        server.close()
-        context.term()
+def test_curve_encrypted_tcp_on_loopback(curve_pair):
+    server, client = curve_pair
+    client.send(Message("heartbeat", 1))
+    got = server.recv(timeout_ms=3000)
+    assert got is not None and got.kind == "heartbeat"
 
 
 def test_key_files_are_private_and_only_the_known_client_gets_in(tmp_path):
