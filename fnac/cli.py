@@ -12,6 +12,8 @@ import importlib
 import logging
 import sys
 
+from fnac.threads import share_cores
+
 # Modules that register subcommands, in the order ``fnac --help`` lists them.
 COMMAND_MODULES = (
     "fnac.commands",
@@ -61,6 +63,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    share_cores()  # before the subcommand modules load numpy and torch
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -15,6 +15,8 @@ import json
 import platform
 from pathlib import Path
 
+from realtime.backends import BACKENDS, DEFAULT_BACKEND
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,9 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seconds", type=float, default=20.0, help="headless: how long to run")
     p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
-    p.add_argument(
-        "--backend", default="cpu", choices=["cpu", "int8", "eager", "compile", "tensorrt"]
-    )
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
     p.add_argument("--headless", action="store_true", help="no window even with a display")
     p.set_defaults(func=demo_command)
 

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from realtime.backends import BACKENDS, DEFAULT_BACKEND
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from realtime.run import STANDBY_MIN_CPUS
@@ -30,9 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: the default input when a camera is used)",
     )
     p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
-    p.add_argument(
-        "--backend", default="cpu", choices=["cpu", "int8", "eager", "compile", "tensorrt"]
-    )
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
     p.add_argument("--save-dir", default="fnac-live", help="snapshots and recordings")
     p.add_argument(
         "--standby",

@@ -36,9 +36,9 @@ from PyQt6.QtWidgets import (
 from fnac.overlay import COLORMAPS
 from gui.feed import STALL_S, Feed, Shown
 from gui.strip import SpectrogramStrip
+from realtime.backends import BACKENDS
 from realtime.render import Style, annotate
 
-BACKENDS = ("cpu", "int8", "eager", "compile", "tensorrt")
 NO_MICROPHONE = "no microphone"
 LEVEL_FLOOR_DB = -80.0  # the level meter's empty end
 

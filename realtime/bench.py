@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from realtime.backends import BACKENDS
+
 if TYPE_CHECKING:
     from realtime.stage import InferenceStage
 
@@ -140,7 +142,7 @@ def live_pipeline(checkpoint: str, backend: str, seconds: float) -> dict[str, An
 
 
 def available_backends() -> list[str]:
-    names = ["eager", "cpu", "int8", "compile"]
+    names = [name for name in BACKENDS if name != "tensorrt"]
     try:
         import torch
         import torch_tensorrt  # noqa: F401

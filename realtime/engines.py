@@ -25,9 +25,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from fnac.hardware import cpu_has_native_bf16
 from fnac.model import FNAC
+from realtime.backends import BACKENDS
 
 log = logging.getLogger(__name__)
-BACKENDS = ("eager", "cpu", "int8", "compile", "tensorrt")
 
 
 class ImageEncoder(nn.Module):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime.backends import BACKENDS, DEFAULT_BACKEND
 from realtime.scoring import RunScore
 
 
@@ -42,9 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keys", default=None, help="with --listen: server.key from fnac keys")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--sample-rate", type=int, default=None)
-    p.add_argument(
-        "--backend", default="cpu", choices=["eager", "cpu", "int8", "compile", "tensorrt"]
-    )
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
     p.add_argument("--out", default=None, help="annotated mp4")
     p.add_argument("--jsonl", default=None, help="one JSON line per processed frame")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
@@ -61,8 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_command)
 
 
-# Loading the spare takes one core for seconds (20 s of degraded results on 2 cores with the int8
-# backend, whose calibration runs then); with fewer cores it is only started when asked for.
+# Loading the spare takes a share of the cores for seconds, and the spare holds a model's memory;
+# with fewer cores it is only started when asked for.
 STANDBY_MIN_CPUS = 4
 
 

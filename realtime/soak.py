@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from realtime.backends import BACKENDS, DEFAULT_BACKEND
+
 CREEP_FACTOR = 1.5
 CREEP_SLACK_MS = 30.0
 DEFAULT_MAX_GROWTH_MB = 64.0
@@ -199,7 +201,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=600.0)
     p.add_argument("--every", type=float, default=10.0, help="seconds between samples")
     p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
-    p.add_argument("--backend", default="cpu")
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
     p.add_argument("--max-growth-mb", type=float, default=DEFAULT_MAX_GROWTH_MB)
     p.add_argument("--json", default=None, help="write the samples and the verdict here")
     p.set_defaults(func=soak_command)

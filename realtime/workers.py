@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from fnac.threads import share_cores
 from realtime.transport import Channel, authenticate_clients
 from realtime.wire import Message
 
@@ -336,6 +337,7 @@ class Supervisor:
 
     def __post_init__(self) -> None:
         self.context = mp.get_context("spawn")
+        share_cores()  # the workers inherit it: their libraries load after the spawn
 
     def _release(self, name: str) -> None:
         """Close a finished worker's Process object: its pipes stay open until closed (or

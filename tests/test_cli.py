@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -256,3 +257,18 @@ def test_devices_lists_inputs_and_cameras():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "microphones" in result.stdout and "cameras" in result.stdout
     assert "WARN" not in result.stderr  # OpenCV's own probing noise is silenced
+
+
+def test_the_command_sets_the_thread_pool_settings_and_keeps_the_users(monkeypatch):
+    from fnac.threads import SETTINGS, share_cores
+
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    code = "import os, fnac.cli; fnac.cli.main([]); print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.splitlines()[-1] == "PASSIVE", out.stderr
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    share_cores()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's choice
+    assert os.environ["OPENBLAS_NUM_THREADS"] == SETTINGS["OPENBLAS_NUM_THREADS"]

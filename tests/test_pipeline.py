@@ -318,7 +318,8 @@ def test_with_a_warm_standby_results_resume_within_two_seconds_of_a_kill(checkpo
 
 
 def test_a_running_pipeline_listens_only_in_its_private_folder(checkpoint, tmp_path):
-    """(With a checkpoint that carries its own sounding calibration, which the worker uses.)"""
+    """(With a checkpoint that carries its own sounding calibration, which the worker uses; and
+    workers started with the thread-pool settings that let them share the cores.)"""
     from fnac.checkpoint import load_checkpoint, save_calibrated
     from realtime.run import LivePipeline
 
@@ -333,6 +334,8 @@ def test_a_running_pipeline_listens_only_in_its_private_folder(checkpoint, tmp_p
         assert os.stat(folder).st_mode & 0o777 == 0o700
         workers = [p.pid for p in pipeline.supervisor.processes.values()]
         sockets = [listening(pid) for pid in (*workers, os.getpid())]
+        environments = [open(f"/proc/{pid}/environ", "rb").read().split(b"\0") for pid in workers]
+    assert all(b"OMP_WAIT_POLICY=PASSIVE" in env for env in environments)
     assert all(not s["tcp"] for s in sockets[:-1]), sockets  # the workers: no TCP at all
     assert {p for s in sockets for p in s["unix"]} >= {str(folder / "frames")}
     assert all(p.startswith(f"{folder}/") for s in sockets[:-1] for p in s["unix"]), sockets

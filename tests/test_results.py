@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.results import ConfidenceSettings, analyze, confidence, level_db
+from realtime.results import (
+    ConfidenceSettings,
+    analysis_size,
+    analyze,
+    confidence,
+    hot_region,
+    level_db,
+    upsample_heat,
+)
+from realtime.sources import quiet_opencv
 
 TAU = 0.03
 RATE = 16000
@@ -25,13 +34,50 @@ def tone(db: float, seconds: float = 3.0) -> np.ndarray:
 
 def test_peak_and_box_land_on_the_hot_region():
     out = analyze(blob_map(1, 4), (480, 640), tone(-20), RATE, TAU)
-    assert out.heat.shape == (480, 640) and 0 <= out.heat.min() and out.heat.max() == 1
     x, y = out.peak
     # the blob covers columns 4-5 and rows 1-2 of 7: x in [366, 548), y in [69, 206)
     assert 366 <= x < 548 and 69 <= y < 206
     x0, y0, x1, y1 = out.box
     assert x0 <= x < x1 and y0 <= y < y1
     assert 300 < x0 and x1 < 620 and y0 < 120 and y1 < 260  # around the blob, not the frame
+
+
+@pytest.mark.parametrize(
+    "raw_shape, frame",
+    [((7, 7), (480, 640)), ((4, 4), (120, 160)), ((1, 1), (5, 9)), ((7, 7), (1080, 1920))],
+)
+def test_heat_is_opencvs_bicubic_resize_min_max_normalised(raw_shape, frame, rng):
+    cv2 = quiet_opencv()
+    raw = rng.normal(0, 10, raw_shape).astype(np.float32)
+    want = cv2.resize(raw, frame[::-1], interpolation=cv2.INTER_CUBIC)
+    if raw.size > 1:
+        want = (want - want.min()) / (want.max() - want.min())
+    else:
+        want = np.zeros_like(want)
+    heat = upsample_heat(raw, frame)
+    assert heat.shape == frame and heat.dtype == np.float32
+    assert np.abs(heat - want).max() < 1e-5
+
+
+@pytest.mark.parametrize("frame", [(480, 640), (1080, 1920), (100, 150)])
+def test_peak_and_box_are_within_an_analysis_pixel_of_the_full_size_answer(frame, rng):
+    """Found on a smaller heat and scaled, peak and box stay within one analysis pixel of what the
+    full-size heat gives."""
+    settings = ConfidenceSettings()
+    height, width = frame
+    tolerance = max(width / analysis_size(frame)[1], 1.0) + 0.5
+    for _ in range(30):
+        raw = rng.normal(0, 1, (7, 7)).astype(np.float32)
+        heat = upsample_heat(raw, frame)  # the full-size answer, as the evaluation draws it
+        y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        want_box, _ = hot_region(heat, (int(x), int(y)), settings.box_level)
+        _, want_peak = hot_region(heat, (int(x), int(y)), settings.peak_level)
+        out = analyze(raw, frame, tone(-20), RATE, TAU, settings)
+        assert np.abs(np.subtract(out.box, want_box)).max() <= tolerance
+        assert np.abs(np.subtract(out.peak, want_peak)).max() <= tolerance
+        x0, y0, x1, y1 = out.box
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        assert x0 <= out.peak[0] < x1 and y0 <= out.peak[1] < y1
 
 
 def test_level_is_measured_in_dbfs():

@@ -182,6 +182,7 @@ def test_false_negative_experiment_runs_and_reports(tmp_path):
         image_size=64,
         sample_rate=8000,
         dim=16,
+        dropout_img=0.5,
         workers=0,
         device="cpu",
         init="world",
@@ -198,5 +199,7 @@ def test_false_negative_experiment_runs_and_reports(tmp_path):
     assert "| 3 |" in (tmp_path / "fn" / "results.md").read_text()
     assert len(report["runs"]) == 4
     assert (tmp_path / "fn" / "world-k3" / "objects-resnet18.pth").is_file()
+    config = json.loads((tmp_path / "fn" / "k3-fnac-seed0" / "config.json").read_text())
+    assert config["dropout_img"] == 0.5 and config["loss"] == "fnac"
     again = run_experiment(args)  # finished runs are reused, not retrained
     assert again["runs"] == report["runs"]
