@@ -132,10 +132,12 @@ def test_localize_writes_an_overlay(files):
         (["train", "--data", "{root}", "--batch-size", "1"], "batch-size must be at least 2"),
         (["eval", "--checkpoint", "{root}/model.pth", "--data", "{root}"], "cannot tell"),
         (["export", "--checkpoint", "{root}/model.pth", "--out", "{root}/engine"], "tensorrt"),
+        (["experiment", "--dropout-img", "1.5", "--out", "{root}/fn"], "must be in [0, 1)"),
     ],
 )
 def test_bad_input_gives_one_clear_line(files, args, message):
     result = fnac(*[a.format(root=files) for a in args])
+    assert not (files / "fn").exists()  # refused before anything was written
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "fnac: error:" in result.stderr and message in result.stderr

@@ -75,6 +75,8 @@ class TrainConfig:
             problems.append("--batch-size must be at least 2 (contrastive learning needs pairs)")
         if self.epochs < 1 or self.warmup < 0:
             problems.append("--epochs must be >= 1 and --warmup >= 0")
+        if not (0 <= self.dropout_img < 1 and 0 <= self.dropout_aud < 1):
+            problems.append("--dropout-img and --dropout-aud must be in [0, 1)")
         if self.image_size % 32:
             problems.append("--image-size must be a multiple of 32 (the ResNet stride)")
         if problems:

@@ -75,9 +75,36 @@ def _spread(values: list[float]) -> dict[str, float]:
     }
 
 
+def _run_config(
+    args: argparse.Namespace, data: Path, run: Path, loss: str, seed: int, init: dict[str, str]
+):
+    """The training config of one run; ValueError names a bad flag."""
+    from train.config import resolve
+
+    return resolve(
+        overrides=dict(
+            data=str(data),
+            out=str(run),
+            loss=loss,
+            seed=seed,
+            epochs=args.epochs,
+            warmup=args.warmup,
+            batch_size=args.batch_size,
+            image_size=args.image_size,
+            dim=args.dim,
+            dropout_img=args.dropout_img,
+            workers=args.workers,
+            device=args.device,
+            spec_masks=args.spec_masks,
+            **init,
+            tensorboard=False,
+            progress=False,
+        )
+    )
+
+
 def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     from fnac.checkpoint import load_checkpoint
-    from train.config import resolve
     from train.datasets import open_testset
     from train.evaluate import evaluate_av
     from train.object_pretrain import PretrainConfig, pretrain
@@ -85,6 +112,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     from train.trainer import train
 
     out = Path(args.out)
+    _run_config(args, out, out, LOSSES[0], 0, {})  # a bad flag is refused before any world
     runs: list[dict[str, Any]] = []
     for k in args.classes:
         world = out / f"world-k{k}"
@@ -120,26 +148,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
                 if result_file.is_file():
                     runs.append(json.loads(result_file.read_text()))
                     continue
-                config = resolve(
-                    overrides=dict(
-                        data=str(world / "train"),
-                        out=str(run),
-                        loss=loss,
-                        seed=seed,
-                        epochs=args.epochs,
-                        warmup=args.warmup,
-                        batch_size=args.batch_size,
-                        image_size=args.image_size,
-                        dim=args.dim,
-                        dropout_img=args.dropout_img,
-                        workers=args.workers,
-                        device=args.device,
-                        spec_masks=args.spec_masks,
-                        **init,
-                        tensorboard=False,
-                        progress=False,
-                    )
-                )
+                config = _run_config(args, world / "train", run, loss, seed, init)
                 train(config)
                 model = load_checkpoint(run / "latest.pth")
                 metrics = evaluate_av(model, testset, model.info.audio, model.info.image)
