@@ -7,6 +7,8 @@ the real pipeline (capture and inference workers over ZeroMQ) for (a) and in one
 The reference is what a first implementation does: one process, float32 eager, both encoders
 recomputed on every frame, the scipy spectrogram and the PIL resize. Rates such as the audio
 embedding's are counted in stream time, so both runs do the same work per second of stream.
+Each backend's maps are also held against eager's on scenes of the synthetic world (``vs_eager``),
+and the report names the machine: figures from different processors are not comparable.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ import numpy as np
 from realtime.backends import BACKENDS
 
 if TYPE_CHECKING:
+    import torch
+
+    from realtime.engines import Engine
     from realtime.stage import InferenceStage
 
 STREAM = {"size": (640, 480), "fps": 30.0, "sample_rate": 16000}
 STAGES = ("audio", "preprocess", "infer", "result")
+AGREEMENT_SCENES = 16
 
 
 def _summary(
@@ -141,6 +147,27 @@ def live_pipeline(checkpoint: str, backend: str, seconds: float) -> dict[str, An
     return _summary(latencies, stamps, len(latencies), dropped, seconds)
 
 
+def agreement(
+    engine: Engine, eager_maps: torch.Tensor, frames: torch.Tensor, specs: torch.Tensor
+) -> dict[str, float]:
+    """How close ``engine``'s maps are to eager's on the same inputs: the largest difference as
+    a share of each map's range (``max_diff``), the lowest correlation (``min_corr``), and the
+    share of maps whose hottest cell is eager's or one of its 8 neighbours (``peak_within_1``)."""
+    maps = engine.maps(engine.encode_image(frames), engine.encode_audio(specs)).double()
+    eager = eager_maps.double()
+    span = (eager.amax(dim=(1, 2)) - eager.amin(dim=(1, 2))).clamp_min(1e-12)
+    diff = (maps - eager).abs().amax(dim=(1, 2)) / span
+    corr = [np.corrcoef(a.flatten(), b.flatten())[0, 1] for a, b in zip(eager, maps, strict=True)]
+    width = eager.shape[2]
+    hot, want = maps.flatten(1).argmax(1), eager.flatten(1).argmax(1)
+    near = ((hot // width - want // width).abs() <= 1) & ((hot % width - want % width).abs() <= 1)
+    return {
+        "max_diff": float(diff.max()),
+        "min_corr": float(min(corr)),
+        "peak_within_1": float(near.double().mean()),
+    }
+
+
 def available_backends() -> list[str]:
     names = [name for name in BACKENDS if name != "tensorrt"]
     try:
@@ -155,21 +182,32 @@ def available_backends() -> list[str]:
 
 
 def bench(checkpoint: str | None, backends: list[str], seconds: float) -> dict[str, Any]:
+    import torch
+
     from fnac.checkpoint import load_checkpoint, save_checkpoint
     from fnac.config import AudioConfig
+    from fnac.hardware import machine
     from fnac.model import FNAC
     from realtime.engines import Engine, make_engine
+    from realtime.quantize import calibration_inputs
     from realtime.stage import InferenceStage, NaiveStage
 
     with tempfile.TemporaryDirectory() as tmp:
-        if checkpoint is None:  # timings do not depend on the weights
+        if checkpoint is None:  # timings do not depend on the weights; seeded for vs_eager
             checkpoint = str(Path(tmp) / "random.pth")
-            save_checkpoint(checkpoint, FNAC(), AudioConfig(sample_rate=STREAM["sample_rate"]))
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                save_checkpoint(checkpoint, FNAC(), AudioConfig(sample_rate=STREAM["sample_rate"]))
         model = load_checkpoint(checkpoint)
         info = model.info
-        reference = NaiveStage(Engine(model), info.audio, info.image)
+        eager = Engine(model)
+        # scenes of the synthetic world that int8's calibration (seed 0) did not see
+        frames, specs = calibration_inputs(info.audio, info.image, AGREEMENT_SCENES, seed=1)
+        eager_maps = eager.maps(eager.encode_image(frames), eager.encode_audio(specs))
+        reference = NaiveStage(eager, info.audio, info.image)
         reference.warm_up()
         report: dict[str, Any] = {
+            "machine": machine(),
             "stream": {**STREAM, "size": list(STREAM["size"])},
             "seconds": seconds,
             "reference": live_in_process(reference, seconds),
@@ -190,16 +228,21 @@ def bench(checkpoint: str | None, backends: list[str], seconds: float) -> dict[s
             result["throughput_fps"] = capacity(stage, seconds)
             result["speedup"] = result["throughput_fps"] / report["reference"]["throughput_fps"]
             result["engine"] = engine.describe()
+            result["vs_eager"] = agreement(engine, eager_maps, frames, specs)
             report["backends"][name] = result
     return report
 
 
 def table(report: dict[str, Any]) -> str:
-    rows = [
-        ("variant", "live fps", "dropped", "p50 ms", "p95 ms", "p99 ms", "capacity fps", "speedup")
-    ]
+    """The report as a text table under a line naming the machine; the last two columns hold each
+    backend's maps against eager's (``agreement``)."""
+    from fnac.hardware import describe
+
+    header = ("variant", "live fps", "dropped", "p50 ms", "p95 ms", "p99 ms", "capacity fps")
+    rows = [(*header, "speedup", "map diff", "peak +-1")]
     for name, r in [("reference", report["reference"]), *report["backends"].items()]:
         lat = r["latency_ms"]
+        near = r.get("vs_eager")
         rows.append(
             (
                 name,
@@ -210,12 +253,13 @@ def table(report: dict[str, Any]) -> str:
                 f"{lat['p99']:.0f}",
                 f"{r['throughput_fps']:.1f}",
                 f"{r.get('speedup', 1.0):.2f}",
+                f"{near['max_diff']:.1%}" if near else "-",
+                f"{near['peak_within_1']:.0%}" if near else "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join([f"machine: {describe(report['machine'])}", *lines])
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -235,6 +279,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def bench_command(args: argparse.Namespace) -> int:
     backends = args.backends.split(",") if args.backends else available_backends()
+    unknown = [name for name in backends if name not in BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown backend {', '.join(unknown)}: choose from {', '.join(BACKENDS)}")
     report = bench(args.checkpoint, backends, args.seconds)
     print(table(report))
     if args.json_out:

@@ -133,6 +133,7 @@ def test_localize_writes_an_overlay(files):
         (["eval", "--checkpoint", "{root}/model.pth", "--data", "{root}"], "cannot tell"),
         (["export", "--checkpoint", "{root}/model.pth", "--out", "{root}/engine"], "tensorrt"),
         (["experiment", "--dropout-img", "1.5", "--out", "{root}/fn"], "must be in [0, 1)"),
+        (["bench", "--backends", "int8,magic"], "unknown backend magic: choose from cpu"),
     ],
 )
 def test_bad_input_gives_one_clear_line(files, args, message):

@@ -59,8 +59,11 @@ def test_int8_backend_stays_close_on_the_pictures_and_sounds_it_was_made_for(mod
     from realtime.quantize import calibration_inputs
 
     engine = make_engine("int8", model, image_size=224)
-    for graph in (engine.image_fn.graph, engine.audio_fn.graph):  # really int8 convolutions
-        assert "quantized::conv2d_relu" in str(graph) and "aten::conv2d" not in str(graph)
+    for graph in (engine.image_fn.graph, engine.audio_fn.graph):
+        text = str(graph)  # the 20 convolutions of each ResNet-18 trunk in int8
+        assert text.count("quantized::conv2d") == 20 and "aten::conv2d" not in text
+        float_convs = [line for line in text.splitlines() if "aten::_convolution" in line]
+        assert all("img_proj" in line for line in float_convs)  # the 1x1 projection only
     frames, specs = calibration_inputs(AudioConfig(), ImageConfig(size=224), 6, seed=3)  # unseen
     eager, int8 = maps(Engine(model), frames, specs), maps(engine, frames, specs)
     assert int8.dtype == torch.float32 and int8.shape == eager.shape

@@ -192,7 +192,12 @@ def test_bench_reports_every_variant(tmp_path):
         assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
         assert set(r["stages_ms"]) >= {"audio", "preprocess", "infer", "result"}
     assert report["backends"]["cpu"]["speedup"] > 0
+    # the cpu backend's maps against eager's: the bounds of tests/test_engines.py (bf16 or fp32)
+    near = report["backends"]["cpu"]["vs_eager"]
+    assert near["max_diff"] < 0.03 and near["min_corr"] > 0.99 and near["peak_within_1"] == 1.0
+    assert report["machine"]["cores"] >= 1 and report["machine"]["torch"]
     assert "reference" in result.stdout and "capacity fps" in result.stdout
+    assert result.stdout.startswith("machine: ") and "map diff" in result.stdout
 
 
 def test_a_hung_inference_worker_is_detected_by_its_heartbeats(checkpoint, tmp_path):
