@@ -125,3 +125,32 @@ def test_tensorrt_backend_agrees_with_eager(tmp_path, model, inputs):
     got = maps(trt, inputs[0][:1].cuda(), inputs[1][:1].cuda())
     # FP16: within 3 % of each map's range.
     assert (got - eager).abs().max() / (eager.max() - eager.min()) < 0.03
+
+
+def test_bench_agreement_measures_what_it_says():
+    from realtime.bench import agreement
+
+    eager = torch.zeros(2, 7, 7)
+    eager[:, 1, 1] = 10.0  # range 10, hottest cell (1, 1)
+    moved = eager.clone()
+    moved[0, 2, 2] = 10.5  # map 0: hottest cell a diagonal neighbour away, differs by 10.5
+    moved[1, 5, 5] = 12.0  # map 1: hottest cell four rows and columns away, differs by 12
+
+    class Shifted:  # an engine whose maps are ``moved`` whatever it is given
+        def encode_image(self, frames):
+            return frames
+
+        def encode_audio(self, specs):
+            return specs
+
+        def maps(self, v, a):
+            return moved
+
+    got = agreement(Shifted(), eager, torch.zeros(2), torch.zeros(2))
+    assert got["max_diff"] == pytest.approx(12.0 / 10.0)
+    assert got["peak_within_1"] == 0.5
+    want_corr = min(
+        float(torch.corrcoef(torch.stack([eager[i].flatten(), moved[i].flatten()]))[0, 1])
+        for i in range(2)
+    )
+    assert got["min_corr"] == pytest.approx(want_corr)
