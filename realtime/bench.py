@@ -278,7 +278,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    backends = args.backends.split(",") if args.backends else available_backends()
+    named = [name.strip() for name in (args.backends or "").split(",") if name.strip()]
+    backends = named or available_backends()
     unknown = [name for name in backends if name not in BACKENDS]
     if unknown:
         raise ValueError(f"unknown backend {', '.join(unknown)}: choose from {', '.join(BACKENDS)}")
