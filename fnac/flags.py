@@ -1,0 +1,111 @@
+"""The command line's vocabulary, shared by every package's ``commands.py``: numeric flags checked
+when they are parsed (the valid range in the message), and flags derived from a config dataclass.
+
+Only command modules import this; library code takes configs, never an ``argparse.Namespace``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from dataclasses import MISSING, fields
+from typing import Any, get_type_hints
+
+INF = math.inf
+
+
+def _bound_text(lo: float, hi: float, lo_open: bool, hi_open: bool) -> str:
+    left = "(" if lo_open or lo == -INF else "["
+    right = ")" if hi_open or hi == INF else "]"
+    show = {INF: "inf", -INF: "-inf"}
+    return f"{left}{show.get(lo, lo)}, {show.get(hi, hi)}{right}"
+
+
+def number(
+    kind: type = float,
+    lo: float = -INF,
+    hi: float = INF,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> Callable[[str], Any]:
+    """An argparse ``type``: the text as ``kind`` (int or float), finite and within the range
+    (``lo_open`` / ``hi_open`` leave an end out); otherwise the flag's error names the range."""
+    span = _bound_text(lo, hi, lo_open, hi_open)
+    noun = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun} in {span}") from None
+        below = value <= lo if lo_open else value < lo
+        above = value >= hi if hi_open else value > hi
+        if not math.isfinite(value) or below or above:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give {noun} in {span}")
+        return value
+
+    parse.__name__ = f"{kind.__name__} in {span}"
+    parse.range = span  # type: ignore[attr-defined]  (the parser-walking test reads it)
+    return parse
+
+
+# The ranges most flags need.
+positive_int = number(int, 1)
+count = number(int, 0)  # zero allowed: "none of these"
+positive_float = number(float, 0, lo_open=True)
+non_negative_float = number(float, 0)
+fraction = number(float, 0, 1, hi_open=True)  # dropout and the like: [0, 1)
+unit = number(float, 0, 1)  # opacities, weights: [0, 1]
+any_int = number(int)  # seeds
+
+
+def field_type(kind: Any, bounds: tuple | None) -> Callable[[str], Any] | None:
+    """The checked argparse type of a config field of annotation ``kind`` (``int``, ``float``,
+    ``X | None``); ``bounds`` from the field's metadata, as ``number``'s arguments after kind."""
+    base = next((t for t in (bool, int, float) if t == kind or t in getattr(kind, "__args__", ())), None)
+    if base in (None, bool):
+        return None
+    lo, hi, *opens = bounds or (-INF, INF)
+    return number(base, lo, hi, lo_open=bool(opens and opens[0]), hi_open=len(opens) > 1 and opens[1])
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser,
+    config: type,
+    only: tuple[str, ...] | None = None,
+    suppress_defaults: bool = False,
+) -> None:
+    """One flag per field of the dataclass ``config`` (``--image-size`` for ``image_size``), with
+    the field's ``help`` metadata and its default in the help; a numeric field is checked against
+    its ``range`` metadata. ``suppress_defaults``: only the flags given land in the namespace (for
+    configs resolved from several layers, as ``fnac train``'s)."""
+    hints = get_type_hints(config)
+    for f in fields(config):
+        if only is not None and f.name not in only:
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata.get('help', '')} (default: {default})".strip()
+        kwargs: dict[str, Any] = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS if suppress_defaults else default,
+            "help": help_text,
+        }
+        kind = hints[f.name]
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        checked = field_type(kind, f.metadata.get("range"))
+        if checked is not None:
+            kwargs["type"] = checked
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        parser.add_argument(flag, **kwargs)
+
+
+def dataclass_values(args: argparse.Namespace, config: type) -> dict[str, Any]:
+    """The namespace's values of ``config``'s fields (those present), for ``config(**values)``."""
+    names = {f.name for f in fields(config)}
+    return {k: v for k, v in vars(args).items() if k in names}
