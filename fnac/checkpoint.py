@@ -70,14 +70,14 @@ class CheckpointInfo:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path, mmap: bool = False) -> Any:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is an empty file; re-download or re-train it")
     try:
         with torch.serialization.safe_globals(_NUMPY_SAFE):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         reason = next(
@@ -173,24 +173,10 @@ def _load_state(model: FNAC, state: dict[str, torch.Tensor], path: Path) -> None
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
 
 
-def load_checkpoint(
-    path: str | os.PathLike,
-    sample_rate: int | None = None,
-    tau: float | None = None,
-    map_location: str | torch.device = "cpu",
-) -> FNAC:
-    """Read a published or project checkpoint into an FNAC model in eval mode.
-
-    The returned model's ``info`` (a ``CheckpointInfo``) holds the audio and image configs the
-    model expects, the file's format, epoch, metrics, versions and its raw contents.
-
-    ``sample_rate`` overrides the rate the model expects; published files carry none and default
-    to 16000 Hz with a warning. ``tau`` overrides the temperature (published files carry none;
-    0.03 by default).
-    """
-    path = Path(path)
-    obj = _read(path)
-    state = _state_dict_of(obj, path)
+def _configs(
+    obj: Any, state: dict[str, torch.Tensor], path: Path, sample_rate: int | None, tau: float | None
+) -> tuple[ModelConfig, CheckpointInfo]:
+    """The model config and the info a read checkpoint records, with the overrides applied."""
     own = isinstance(obj, dict) and obj.get("format") == FORMAT
     if own:
         if int(obj.get("format_version", 0)) > FORMAT_VERSION:
@@ -227,10 +213,6 @@ def load_checkpoint(
         )
     if tau is not None:
         model_cfg = config_from_dict(ModelConfig, {**config_to_dict(model_cfg), "tau": float(tau)})
-
-    model = FNAC(model_cfg)
-    _load_state(model, state, path)
-    model.eval().to(map_location)
     metrics = {}
     if isinstance(obj, dict):
         for key in ("best_cIoU", "best_Auc"):
@@ -238,7 +220,7 @@ def load_checkpoint(
                 metrics[key] = float(obj[key])
         metrics.update({k: float(v) for k, v in (obj.get("metrics") or {}).items()})
     epoch = obj.get("epoch") if isinstance(obj, dict) else None
-    model.info = CheckpointInfo(
+    info = CheckpointInfo(
         path=path,
         audio=audio_cfg,
         image=image_cfg,
@@ -250,6 +232,46 @@ def load_checkpoint(
         calibration=_calibration_of(obj.get("calibration")) if own else {},
         raw=obj if isinstance(obj, dict) else {},
     )
+    return model_cfg, info
+
+
+def read_checkpoint_info(path: str | os.PathLike, sample_rate: int | None = None) -> CheckpointInfo:
+    """What a checkpoint records, without building the model: the file is memory-mapped, so its
+    weights are not read (for commands that check a checkpoint and leave loading it to a worker).
+    Raises ``CheckpointError`` as ``load_checkpoint`` does for a file that is no checkpoint."""
+    path = Path(path)
+    try:
+        obj = _read(path, mmap=True)
+    except CheckpointError:  # a file in torch's legacy (not zip) format cannot be mapped
+        obj = _read(path)
+    _, info = _configs(obj, _state_dict_of(obj, path), path, sample_rate, None)
+    info.raw = {}  # the mapped tensors are not kept
+    return info
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    sample_rate: int | None = None,
+    tau: float | None = None,
+    map_location: str | torch.device = "cpu",
+) -> FNAC:
+    """Read a published or project checkpoint into an FNAC model in eval mode.
+
+    The returned model's ``info`` (a ``CheckpointInfo``) holds the audio and image configs the
+    model expects, the file's format, epoch, metrics, versions and its raw contents.
+
+    ``sample_rate`` overrides the rate the model expects; published files carry none and default
+    to 16000 Hz with a warning. ``tau`` overrides the temperature (published files carry none;
+    0.03 by default).
+    """
+    path = Path(path)
+    obj = _read(path)
+    state = _state_dict_of(obj, path)
+    model_cfg, info = _configs(obj, state, path, sample_rate, tau)
+    model = FNAC(model_cfg)
+    _load_state(model, state, path)
+    model.eval().to(map_location)
+    model.info = info
     return model
 
 

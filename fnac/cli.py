@@ -1,35 +1,18 @@
 """The ``fnac`` console command: one dispatcher over the subcommands of every package.
 
-Each subcommand lives in the module that owns its concept and exposes ``register(subparsers)``;
-modules import their heavy dependencies inside the command, so ``fnac --help`` stays fast.
+Each package keeps its subcommands in its ``commands.py``, which exposes ``register(subparsers)``
+and imports its heavy dependencies inside each command, so ``fnac --help`` stays fast. This module
+is the top of the house: the one place that imports every package's commands.
 Expected failures (bad files, bad arguments) print one ``fnac: error: ...`` line, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
 from fnac.threads import share_cores
-
-# Modules that register subcommands, in the order ``fnac --help`` lists them.
-COMMAND_MODULES = (
-    "fnac.commands",
-    "train.synth",
-    "train.commands",
-    "train.throughput",
-    "train.object_pretrain",
-    "train.experiment",
-    "train.tour",
-    "realtime.commands",
-    "realtime.run",
-    "realtime.bench",
-    "realtime.soak",
-    "gui.live",
-    "gui.demo",
-)
 
 
 class UsageError(Exception):
@@ -45,8 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fnac {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    # in the order ``fnac --help`` lists them
+    import fnac.commands
+    import gui.commands
+    import realtime.commands
+    import train.commands
+
+    for package in (fnac.commands, train.commands, realtime.commands, gui.commands):
+        package.register(sub)
     return parser
 
 

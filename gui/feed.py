@@ -1,6 +1,6 @@
 """The live window's link to the realtime workers, kept off the UI thread.
 
-``Feed`` runs a ``realtime.run.LivePipeline`` (capture and inference workers under their
+``Feed`` runs a ``realtime.pipeline.LivePipeline`` (capture and inference workers under their
 supervisor) in a background thread that drains the results as they come and keeps only the
 newest; the window takes that one at display rate and never waits on a socket. Everything the
 pipeline says (engine, worker errors, restarts) and the feed's own state changes are queued as
@@ -13,9 +13,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+
+from realtime.messages import EndOfStream, LiveResult
+from realtime.pipeline import LiveConfig
+from realtime.stats import Rolling
 
 STALL_S = 2.0  # no result for this long while running: the window says so
 
@@ -25,52 +28,42 @@ class Shown:
     """One processed frame as the window needs it."""
 
     image: np.ndarray  # (H, W, 3) uint8 RGB
-    raw_map: np.ndarray  # (h, w) float32
-    meta: dict[str, Any]  # peak, box, confidence, sounding, level_db, dropped, processed, truth
+    result: LiveResult  # the map, peak, box, confidence, level, counters, truth
     latency_s: float  # capture -> received by the window's process
-    seq: int  # frame index in the source
+
+    @property
+    def seq(self) -> int:  # frame index in the source
+        return self.result.frame
 
 
 @dataclass
 class FeedStats:
-    """Rolling readouts over the last ``window`` results."""
+    """Rolling readouts over the newest results, and the pipeline's counters."""
 
-    arrivals: deque = field(default_factory=lambda: deque(maxlen=60))
-    latencies: deque = field(default_factory=lambda: deque(maxlen=60))
+    rolling: Rolling = field(default_factory=Rolling)
     dropped: int = 0
     processed: int = 0
     restarts: int = 0
 
-    def add(self, now: float, latency_s: float, meta: dict[str, Any]) -> None:
-        self.arrivals.append(now)
-        self.latencies.append(latency_s)
-        self.dropped = int(meta.get("dropped", self.dropped))
-        self.processed = int(meta.get("processed", self.processed))
+    def add(self, now: float, latency_s: float, result: LiveResult) -> None:
+        self.rolling.add(now, latency_s)
+        self.dropped = result.dropped
+        self.processed = result.processed
 
     @property
     def fps(self) -> float:
-        if len(self.arrivals) < 2:
-            return 0.0
-        return (len(self.arrivals) - 1) / max(self.arrivals[-1] - self.arrivals[0], 1e-9)
+        return self.rolling.fps
 
     def latency_ms(self, q: float) -> float:
-        return 1000 * float(np.percentile(self.latencies, q)) if self.latencies else 0.0
+        return self.rolling.latency_ms(q)
 
 
 class Feed:
-    """``Feed(source, checkpoint, backend).start()``; then ``take()`` the newest frame,
+    """``Feed(LiveConfig(source, checkpoint, ...)).start()``; then ``take()`` the newest frame,
     ``spectra()`` the new spectrogram columns and ``events()`` the news, from any thread."""
 
-    def __init__(
-        self,
-        source: str,
-        checkpoint: str,
-        backend: str = "cpu",
-        realtime: bool = True,
-        standby: bool = False,
-    ) -> None:
-        self.source, self.checkpoint, self.backend = source, checkpoint, backend
-        self.realtime, self.standby = realtime, standby
+    def __init__(self, config: LiveConfig) -> None:
+        self.config = config
         self.state = "idle"  # idle, starting, running, ended, failed, stopped
         self.engine = ""
         self.stats = FeedStats()
@@ -88,7 +81,8 @@ class Feed:
 
     def start(self) -> Feed:
         self.state = "starting"
-        self._say(f"starting {self.source} with {self.checkpoint} ({self.backend})")
+        c = self.config
+        self._say(f"starting {c.source} with {c.checkpoint} ({c.backend})")
         self._thread.start()
         return self
 
@@ -135,29 +129,22 @@ class Feed:
                 self.stats.restarts += 1
 
     def _run(self) -> None:
-        from realtime.run import LivePipeline
+        from realtime.pipeline import LivePipeline
 
         try:
-            with LivePipeline(
-                self.source,
-                self.checkpoint,
-                self.backend,
-                realtime=self.realtime,
-                say=self._say,
-                standby=self.standby,
-            ) as pipeline:
+            with LivePipeline(self.config, say=self._say) as pipeline:
                 self.pipeline = pipeline
                 self.engine = pipeline.engine
                 self.state = "running"
                 while not self._stop.is_set():
-                    msg = pipeline.next(timeout_ms=50)
-                    if msg is None:
+                    result = pipeline.next(timeout_ms=50)
+                    if result is None:
                         continue
-                    if msg.kind == "status":
+                    if isinstance(result, EndOfStream):
                         self.state = "ended"
                         self._say("the source ended")
                         break
-                    self._keep(msg)
+                    self._keep(result)
         except Exception as exc:  # shown in the window; the UI stays up
             self.state = "failed"
             self._say(f"error: {exc}")
@@ -167,19 +154,12 @@ class Feed:
         if self.state == "running":
             self.state = "stopped"
 
-    def _keep(self, msg) -> None:
+    def _keep(self, result: LiveResult) -> None:
         now = time.monotonic()
-        latency = now - msg.stamps["capture"]
-        shown = Shown(
-            np.ascontiguousarray(msg.arrays["image"][:, :, ::-1]),  # BGR -> RGB
-            msg.arrays["map"],
-            msg.meta,
-            latency,
-            msg.seq,
-        )
+        latency = now - result.capture_time
+        shown = Shown(np.ascontiguousarray(result.image[:, :, ::-1]), result, latency)  # BGR->RGB
         with self._lock:
             self._newest, self._fresh = shown, True
-            if "spectrum" in msg.arrays:
-                self._columns.append(msg.arrays["spectrum"])
-            self.stats.add(now, latency, msg.meta)
+            self._columns.append(result.spectrum)
+            self.stats.add(now, latency, result)
             self.last_result = now

@@ -1,49 +1,13 @@
-"""``fnac live``: the desktop window over the realtime workers.
-
-With no ``--source`` it takes the first camera (with the default microphone when there is one);
-with no camera it falls back to the synthetic world, and with no ``--checkpoint`` to the demo
-checkpoint shipped in ``fnac/weights``, and the window says so. This process never imports torch:
-the model runs in the inference worker.
-"""
+"""The live window's start-up: what to open (the first camera with the default microphone, else the
+synthetic world; the shipped demo checkpoint when none is given), and the Qt application around the
+window. This process never imports torch: the model runs in the inference worker."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
 
-from realtime.backends import BACKENDS, DEFAULT_BACKEND
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from realtime.run import STANDBY_MIN_CPUS
-
-    p = sub.add_parser("live", help="the live window (PyQt6)", description=__doc__)
-    p.add_argument(
-        "--source",
-        default=None,
-        help="camera index or URL, video file, or 'synthetic' (default: camera 0, else synthetic)",
-    )
-    p.add_argument(
-        "--mic",
-        default=None,
-        help="microphone paired with a camera: 'mic', 'mic:NAME' or 'mic:INDEX' "
-        "(default: the default input when a camera is used)",
-    )
-    p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
-    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
-    p.add_argument("--save-dir", default="fnac-live", help="snapshots and recordings")
-    p.add_argument(
-        "--standby",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="keep a loaded spare inference worker: back in about a second after a crash "
-        f"(default: on with {STANDBY_MIN_CPUS} or more CPU cores)",
-    )
-    p.add_argument("--seconds", type=float, default=None, help="close the window after this long")
-    p.add_argument("--screenshot", default=None, help="save the window as PNG when it closes")
-    p.set_defaults(func=live_command)
+from gui.window import LiveSettings
 
 
 def has_display() -> bool:
@@ -53,20 +17,17 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def default_checkpoint(given: str | None) -> str:
-    from fnac.weights import DEMO_CHECKPOINT
-
-    path = Path(given) if given else DEMO_CHECKPOINT
-    if not path.is_file():
-        fix = "check the path" if given else "reinstall fnac or pass --checkpoint"
-        raise FileNotFoundError(f"checkpoint {path} not found: {fix}")
-    return str(path)
-
-
-def choose_settings(args: argparse.Namespace):
-    """What to open, and a note for the window when it is a fallback."""
-    from gui.window import LiveSettings
-    from realtime.run import standby_wanted
+def choose_settings(
+    source: str | None,
+    microphone: str | None,
+    checkpoint: str,
+    shipped: bool,
+    **rest,
+) -> LiveSettings:
+    """The window's settings: the given source, or the first camera (with the default
+    microphone), or the synthetic world when there is no camera; a note for the window says
+    which fallback was taken. ``shipped``: the checkpoint is the demo one, not the user's.
+    ``rest``: the other ``LiveSettings`` fields (backend, engine_dir, save_dir, standby)."""
     from realtime.sources import SourceError, cameras, input_devices
 
     try:
@@ -74,15 +35,13 @@ def choose_settings(args: argparse.Namespace):
     except SourceError:
         mics = ()
     found = tuple(str(c["index"]) for c in cameras())
-    checkpoint = default_checkpoint(args.checkpoint)
     notes = []
-    if args.checkpoint is None:
+    if shipped:
         notes.append("using the demo checkpoint trained on the synthetic world")
-    source, mic = args.source, args.mic
     if source is None:
         if found:
             source = found[0]
-            mic = mic or ("mic" if mics else None)
+            microphone = microphone or ("mic" if mics else None)
             if not mics:
                 notes.append("no microphone found: the picture runs without sound")
         else:
@@ -91,40 +50,43 @@ def choose_settings(args: argparse.Namespace):
     return LiveSettings(
         source=source,
         checkpoint=checkpoint,
-        backend=args.backend,
-        microphone=mic,
-        save_dir=args.save_dir,
+        microphone=microphone,
         note="; ".join(notes),
         cameras=found,
         microphones=mics,
-        standby=standby_wanted(args.standby),
+        **rest,
     )
 
 
-def live_command(args: argparse.Namespace) -> int:
+def require_display() -> None:
     if not has_display():
         raise ValueError(
             "no display: fnac live needs a desktop session (or QT_QPA_PLATFORM=offscreen); "
             "fnac demo and fnac run work headless"
         )
+
+
+def run_window(settings: LiveSettings, seconds: float | None, screenshot: str | None) -> int:
+    """Open the window over ``settings`` until it is closed (or ``seconds`` pass, then save
+    ``screenshot``)."""
+    require_display()
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
 
     from gui.window import LiveWindow
 
-    settings = choose_settings(args)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = LiveWindow(settings)
     window.resize(1200, 720)
     window.show()
-    if args.seconds is not None:
+    if seconds is not None:
 
         def finish() -> None:
-            if args.screenshot:
-                window.grab().save(args.screenshot)
-                print(f"wrote {args.screenshot}")
+            if screenshot:
+                window.grab().save(screenshot)
+                print(f"wrote {screenshot}")
             window.close()
 
-        QTimer.singleShot(int(1000 * args.seconds), finish)
+        QTimer.singleShot(int(1000 * seconds), finish)
     app.exec()
     return 0

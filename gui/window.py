@@ -37,6 +37,7 @@ from fnac.overlay import COLORMAPS
 from gui.feed import STALL_S, Feed, Shown
 from gui.strip import SpectrogramStrip
 from realtime.backends import BACKENDS
+from realtime.pipeline import LiveConfig
 from realtime.render import Style, annotate
 
 NO_MICROPHONE = "no microphone"
@@ -54,6 +55,7 @@ class LiveSettings:
     cameras: tuple[str, ...] = ()  # camera indices found at start, offered in the picker
     microphones: tuple[str, ...] = ()  # input device names, offered in the picker
     standby: bool = False  # keep a loaded spare inference worker (fast recovery, more memory)
+    engine_dir: str | None = None  # the tensorrt backend's folder (fnac export)
 
     def pipeline_source(self) -> str:
         pairs = self.microphone and self.source != "synthetic" and not Path(self.source).is_file()
@@ -272,7 +274,10 @@ class LiveWindow(QMainWindow):
         if self.feed is not None:
             self.feed.stop(wait=False)  # the old workers close in the background
         s = self.settings
-        self.feed = Feed(s.pipeline_source(), s.checkpoint, s.backend, standby=s.standby).start()
+        config = LiveConfig(
+            s.pipeline_source(), s.checkpoint, s.backend, s.engine_dir, standby=s.standby
+        )
+        self.feed = Feed(config).start()
         self.current = None
         self.video.setText(f"starting {s.pipeline_source()} ...")
 
@@ -357,7 +362,7 @@ class LiveWindow(QMainWindow):
     # ------------------------------------------------------------------------- display
 
     def _draw(self, shown: Shown) -> None:
-        self.displayed = annotate(shown.image, shown.raw_map, shown.meta, self.style_)
+        self.displayed = annotate(shown.image, shown.result, self.style_)
         self.video.show_rgb(self.displayed)
 
     def refresh(self) -> None:
@@ -380,8 +385,8 @@ class LiveWindow(QMainWindow):
             self._draw(shown)
             if self.record_button.isChecked():
                 self._record(self.displayed)
-            self.confidence_meter.setValue(int(round(100 * shown.meta["confidence"])))
-            level = max(LEVEL_FLOOR_DB, min(0.0, float(shown.meta.get("level_db", -200.0))))
+            self.confidence_meter.setValue(int(round(100 * shown.result.confidence)))
+            level = max(LEVEL_FLOOR_DB, min(0.0, shown.result.level_db))
             self.level_meter.setValue(int(level))
         self._readouts(feed)
 

@@ -13,8 +13,6 @@ and the report names the machine: figures from different processors are not comp
 
 from __future__ import annotations
 
-import argparse
-import json
 import queue
 import tempfile
 import threading
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from realtime.backends import BACKENDS
+from realtime.stats import percentiles_ms
 
 if TYPE_CHECKING:
     import torch
@@ -44,7 +43,6 @@ def _summary(
     dropped: int,
     seconds: float,
 ) -> dict[str, Any]:
-    lat = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
     stages = {}
     previous = "start"
     for name in STAGES:
@@ -58,7 +56,7 @@ def _summary(
     return {
         "fps": processed / seconds,
         "dropped": dropped,
-        "latency_ms": {f"p{q}": float(np.percentile(lat, q)) for q in (50, 95, 99)},
+        "latency_ms": percentiles_ms(latencies, digits=2),
         "stages_ms": {k: round(v, 2) for k, v in stages.items()},
     }
 
@@ -77,7 +75,7 @@ def _source(realtime: bool, seconds: float | None):
 
 def capacity(stage: InferenceStage, seconds: float) -> float:
     """Frames per second when every frame of an unpaced stream is processed."""
-    from realtime.sources import AudioPacket
+    from realtime.messages import AudioPacket
 
     frames, start = 0, time.monotonic()
     with _source(False, None) as source:
@@ -93,57 +91,56 @@ def capacity(stage: InferenceStage, seconds: float) -> float:
 
 
 def live_in_process(stage: InferenceStage, seconds: float) -> dict[str, Any]:
-    """The reference's live run: a capture thread, the newest frame processed in this process."""
-    from realtime.sources import AudioPacket
+    """The reference's live run: a capture thread queues every packet, and this process takes
+    them in as the inference worker does (``Intake``: all the audio, the newest frame)."""
+    from realtime.stage import Intake
 
-    audio: queue.Queue = queue.Queue()
-    latest: dict[str, Any] = {"frame": None, "dropped": 0}
-    lock = threading.Lock()
+    packets: queue.SimpleQueue = queue.SimpleQueue()
     source = _source(True, seconds + 1)
 
     def capture() -> None:
         for packet in source:
-            if isinstance(packet, AudioPacket):
-                audio.put(packet)
-            else:
-                with lock:
-                    latest["dropped"] += latest["frame"] is not None
-                    latest["frame"] = packet
+            packets.put(packet)
 
     thread = threading.Thread(target=capture, daemon=True)
     thread.start()
-    latencies, stamps, processed, start = [], [], 0, time.monotonic()
+    intake = Intake(stage)
+    latencies, stamps, start = [], [], time.monotonic()
     while time.monotonic() - start < seconds:
-        while not audio.empty():
-            stage.add_audio(audio.get())
-        with lock:
-            frame, latest["frame"] = latest["frame"], None
+        waiting = []
+        while not packets.empty():
+            waiting.append(packets.get())
+        frame = intake.take(waiting)
         if frame is None:
             time.sleep(0.002)
             continue
         result = stage.process(frame)
         latencies.append(time.monotonic() - frame.t)
         stamps.append(result.stamps)
-        processed += 1
+        intake.processed += 1
     source.close()
     thread.join(2)
-    return _summary(latencies, stamps, processed, latest["dropped"], seconds)
+    return _summary(latencies, stamps, intake.processed, intake.dropped, seconds)
 
 
-def live_pipeline(checkpoint: str, backend: str, seconds: float) -> dict[str, Any]:
+def live_pipeline(
+    checkpoint: str, backend: str, seconds: float, engine_dir: str | None = None
+) -> dict[str, Any]:
     """A backend's live run through the real multi-process pipeline."""
-    from realtime.run import LivePipeline
+    from realtime.messages import LiveResult
+    from realtime.pipeline import LiveConfig, LivePipeline
 
     latencies, stamps, dropped = [], [], 0
-    with LivePipeline("synthetic", checkpoint, backend, say=lambda text: None) as pipeline:
+    config = LiveConfig("synthetic", checkpoint, backend, engine_dir=engine_dir)
+    with LivePipeline(config, say=lambda text: None) as pipeline:
         start = time.monotonic()
         while time.monotonic() - start < seconds:
-            msg = pipeline.next(timeout_ms=100)
-            if msg is None or msg.kind != "result":
+            result = pipeline.next(timeout_ms=100)
+            if not isinstance(result, LiveResult):
                 continue
-            latencies.append(time.monotonic() - msg.stamps["capture"])
-            stamps.append(msg.stamps)
-            dropped = msg.meta["dropped"]
+            latencies.append(time.monotonic() - result.capture_time)
+            stamps.append(result.stamps)
+            dropped = result.dropped
     return _summary(latencies, stamps, len(latencies), dropped, seconds)
 
 
@@ -181,15 +178,19 @@ def available_backends() -> list[str]:
     return names
 
 
-def bench(checkpoint: str | None, backends: list[str], seconds: float) -> dict[str, Any]:
+def bench(
+    checkpoint: str | None, backends: list[str], seconds: float, engine_dir: str | None = None
+) -> dict[str, Any]:
+    """The reference and each backend, live and unpaced, with their maps against eager's."""
     import torch
 
     from fnac.checkpoint import load_checkpoint, save_checkpoint
     from fnac.config import AudioConfig
     from fnac.hardware import machine
     from fnac.model import FNAC
-    from realtime.engines import Engine, make_engine
+    from realtime.engines import Engine
     from realtime.quantize import calibration_inputs
+    from realtime.registry import make_engine
     from realtime.stage import InferenceStage, NaiveStage
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,16 +216,10 @@ def bench(checkpoint: str | None, backends: list[str], seconds: float) -> dict[s
         report["reference"]["throughput_fps"] = capacity(reference, seconds)
         report["backends"] = {}
         for name in backends:
-            engine = make_engine(
-                name,
-                load_checkpoint(checkpoint),
-                image_size=info.image.size,
-                spec_frames=info.audio.n_frames(),
-                checkpoint=checkpoint,
-            )
+            engine = make_engine(name, load_checkpoint(checkpoint), engine_dir=engine_dir)
             stage = InferenceStage(engine, info.audio, info.image)
             stage.warm_up()
-            result = live_pipeline(checkpoint, name, seconds)
+            result = live_pipeline(checkpoint, name, seconds, engine_dir)
             result["throughput_fps"] = capacity(stage, seconds)
             result["speedup"] = result["throughput_fps"] / report["reference"]["throughput_fps"]
             result["engine"] = engine.describe()
@@ -262,30 +257,11 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join([f"machine: {describe(report['machine'])}", *lines])
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="live and capacity figures of every backend vs a reference",
-        description=__doc__,
-    )
-    p.add_argument("--seconds", type=float, default=10.0, help="per run (live and capacity)")
-    p.add_argument("--json", dest="json_out", default=None)
-    p.add_argument("--checkpoint", default=None, help="default: a random 224-px FNAC")
-    p.add_argument(
-        "--backends", default=None, help="comma-separated (default: every available one)"
-    )
-    p.set_defaults(func=bench_command)
-
-
-def bench_command(args: argparse.Namespace) -> int:
-    named = [name.strip() for name in (args.backends or "").split(",") if name.strip()]
-    backends = named or available_backends()
-    unknown = [name for name in backends if name not in BACKENDS]
+def chosen_backends(names: str | None) -> list[str]:
+    """``--backends`` as a list (blank names ignored), every available backend when none is
+    named; an unknown name is refused before anything runs."""
+    named = [name.strip() for name in (names or "").split(",") if name.strip()]
+    unknown = [name for name in named if name not in BACKENDS]
     if unknown:
         raise ValueError(f"unknown backend {', '.join(unknown)}: choose from {', '.join(BACKENDS)}")
-    report = bench(args.checkpoint, backends, args.seconds)
-    print(table(report))
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json_out}")
-    return 0
+    return named or available_backends()

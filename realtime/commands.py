@@ -1,15 +1,130 @@
-"""Subcommands of the live side: ``fnac export``, ``fnac devices``, and the two halves of a
-pipeline split across hosts: ``fnac keys`` and ``fnac capture`` (``fnac run --listen`` is the
-other half)."""
+"""Subcommands of the live side: ``fnac run`` (the headless live loop), ``fnac bench``, ``fnac
+soak``, ``fnac export``, ``fnac devices``, and the two halves of a pipeline split across hosts:
+``fnac keys`` and ``fnac capture`` (``fnac run --listen`` is the other half).
+
+Each command checks its arguments, builds a config and calls the library (``realtime.pipeline``,
+``realtime.bench``, ``realtime.soak``, ``realtime.tensorrt``); nothing below this module reads an
+``argparse.Namespace``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from fnac.flags import non_negative_float, positive_float, positive_int
+from realtime.backends import BACKENDS, DEFAULT_BACKEND, default_engine_dir
+
+RUN_DOC = """The headless live loop: capture and inference workers, sinks in this process.
+
+Each processed frame can become one JSON line (frame, t, map, peak, box, confidence, sounding,
+latency) and a frame of an annotated mp4. One status line is rewritten in place: processed fps,
+capture->result latency, frames dropped as stale."""
+
+
+def add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--engine``, for every command that runs a model live."""
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="inference backend")
+    p.add_argument(
+        "--engine",
+        metavar="DIR",
+        default=None,
+        help="tensorrt: the folder fnac export wrote (default: CHECKPOINT-tensorrt/ beside the "
+        "checkpoint, where fnac export writes by default)",
+    )
+
+
+def add_standby_flag(p: argparse.ArgumentParser) -> None:
+    from realtime.pipeline import STANDBY_MIN_CPUS
+
+    p.add_argument(
+        "--standby",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep a second, loaded inference worker ready: if the first dies, results resume "
+        "in about a second instead of after a model reload (default: on with "
+        f"{STANDBY_MIN_CPUS} or more CPU cores, where loading it does not slow the live run)",
+    )
+
+
+def shipped_checkpoint(given: str | None) -> str:
+    """``given``, or the demo checkpoint shipped in ``fnac/weights``; a missing file is one
+    clear error."""
+    from fnac.weights import DEMO_CHECKPOINT
+
+    path = Path(given) if given else DEMO_CHECKPOINT
+    if not path.is_file():
+        fix = "check the path" if given else "reinstall fnac or pass --checkpoint"
+        raise FileNotFoundError(f"checkpoint {path} not found: {fix}")
+    return str(path)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="the headless live loop: source -> FNAC -> JSON lines / mp4",
+        description=RUN_DOC,
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--source",
+        help="camera index or URL (CAMERA+mic[:NAME] adds a microphone), a video file with "
+        "an audio track, or 'synthetic'",
+    )
+    where.add_argument(
+        "--listen",
+        metavar="tcp://ADDRESS:PORT",
+        help="take frames and audio from fnac capture on another host instead of a source",
+    )
+    p.add_argument("--keys", default=None, help="with --listen: server.key from fnac keys")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--sample-rate", type=positive_int, default=None)
+    add_engine_flags(p)
+    p.add_argument("--out", default=None, help="annotated mp4")
+    p.add_argument("--jsonl", default=None, help="one JSON line per processed frame")
+    p.add_argument("--seconds", type=positive_float, default=None, help="stop after this long")
+    p.add_argument("--fast", action="store_true", help="read files unpaced (as fast as possible)")
+    p.add_argument(
+        "--audio-rate", type=positive_float, default=10.0, help="audio embeddings per second"
+    )
+    add_standby_flag(p)
+    p.set_defaults(func=run_command)
+
+    p = sub.add_parser(
+        "bench",
+        help="live and capacity figures of every backend vs a reference",
+        description="Every backend against a naive reference on the same synthetic 640x480 "
+        "stream: live (paced at 30 fps through the real pipeline) and capacity (unpaced), with "
+        "each backend's maps held against eager's.",
+    )
+    p.add_argument(
+        "--seconds", type=positive_float, default=10.0, help="per run (live and capacity)"
+    )
+    p.add_argument("--json", dest="json_out", default=None)
+    p.add_argument("--checkpoint", default=None, help="default: a random 224-px FNAC")
+    p.add_argument(
+        "--backends", default=None, help="comma-separated (default: every available one)"
+    )
+    p.add_argument("--engine", metavar="DIR", default=None, help="tensorrt: fnac export's folder")
+    p.set_defaults(func=bench_command)
+
+    p = sub.add_parser(
+        "soak",
+        help="run the live pipeline for minutes and check memory, latency, processes, descriptors",
+        description="Soak test: the synthetic stream at 30 fps through the capture and inference "
+        "workers; samples memory, descriptors and latency; exits 1 when memory grew past the "
+        "bound, latency crept, a worker restarted, or a process or descriptor outlived the run.",
+    )
+    p.add_argument("--seconds", type=positive_float, default=600.0)
+    p.add_argument("--every", type=positive_float, default=10.0, help="seconds between samples")
+    p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
+    add_engine_flags(p)
+    p.add_argument("--max-growth-mb", type=non_negative_float, default=64.0)
+    p.add_argument("--json", default=None, help="write the samples and the verdict here")
+    p.set_defaults(func=soak_command)
+
     p = sub.add_parser(
         "export",
         help="build Torch-TensorRT FP16 engines for a checkpoint",
@@ -18,8 +133,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and pip install 'fnac[tensorrt]'.",
     )
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True, help="engine folder")
-    p.add_argument("--sample-rate", type=int, default=None)
+    p.add_argument(
+        "--out",
+        default=None,
+        help="engine folder (default: CHECKPOINT-tensorrt/ beside the checkpoint, where "
+        "--backend tensorrt looks)",
+    )
+    p.add_argument("--sample-rate", type=positive_int, default=None)
     p.set_defaults(func=export_command)
 
     p = sub.add_parser(
@@ -50,9 +170,95 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", required=True, help="as fnac run --source")
     p.add_argument("--connect", required=True, metavar="tcp://HOST:PORT")
     p.add_argument("--keys", default=None, help="client.key from fnac keys")
-    p.add_argument("--sample-rate", type=int, default=None, help="synthetic source: audio rate")
-    p.add_argument("--seconds", type=float, default=None, help="synthetic source: its length")
+    p.add_argument(
+        "--sample-rate", type=positive_int, default=None, help="synthetic source: audio rate"
+    )
+    p.add_argument(
+        "--seconds", type=positive_float, default=None, help="synthetic source: its length"
+    )
     p.set_defaults(func=capture_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from fnac.checkpoint import read_checkpoint_info
+    from realtime.pipeline import (
+        LiveConfig,
+        LivePipeline,
+        Sinks,
+        describe,
+        run_live,
+        standby_wanted,
+    )
+    from realtime.sources import SourceError, open_source
+    from realtime.transport import check_exposure, read_key_file
+
+    read_checkpoint_info(args.checkpoint, sample_rate=args.sample_rate)  # fail early, clearly
+    server_keys = read_key_file(args.keys, "server") if args.keys else None
+    if args.listen:
+        check_exposure(args.listen, server_keys["secret"] if server_keys else None)
+    elif args.source.startswith("mic"):
+        raise SourceError(
+            "a microphone alone gives no picture: pair it with a camera (--source 0+mic) "
+            "or use a video file or 'synthetic'"
+        )
+    else:
+        open_source(args.source, realtime=False).close()  # open it here first: a clear error
+    config = LiveConfig(
+        source=args.source,
+        checkpoint=args.checkpoint,
+        backend=args.backend,
+        engine_dir=args.engine,
+        sample_rate=args.sample_rate,
+        realtime=not args.fast,
+        audio_rate_hz=args.audio_rate,
+        listen=args.listen,
+        server_keys=server_keys,
+        standby=standby_wanted(args.standby),
+    )
+    sinks = Sinks(args.jsonl, args.out)
+    try:
+        with LivePipeline(config) as pipeline:
+            summary = run_live(pipeline, sinks, args.seconds)
+    finally:
+        sinks.close()
+    print("\n" + describe(summary), file=sys.stderr)
+    for target in (args.jsonl, args.out):
+        if target:
+            print(f"wrote {target}")
+    return 0
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    from realtime.bench import bench, chosen_backends, table
+
+    backends = chosen_backends(args.backends)
+    report = bench(args.checkpoint, backends, args.seconds, args.engine)
+    print(table(report))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json_out}")
+    return 0
+
+
+def soak_command(args: argparse.Namespace) -> int:
+    from realtime.pipeline import LiveConfig
+    from realtime.soak import soak
+
+    checkpoint = shipped_checkpoint(args.checkpoint)
+    config = LiveConfig("synthetic", checkpoint, args.backend, engine_dir=args.engine)
+    report = soak(config, args.seconds, args.every, args.max_growth_mb)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"{'ok' if report['ok'] else 'FAILED'}: {report['frames']} frames in "
+        f"{args.seconds:.0f} s; memory {report['rss_first_mb']:.0f} -> "
+        f"{report['rss_last_mb']:.0f} MiB (growth {report['growth_mb']:+.1f}, bound "
+        f"{report['max_growth_mb']:.0f}); p95 {report['p95_first_ms']:.0f} -> "
+        f"{report['p95_last_ms']:.0f} ms (limit {report['p95_limit_ms']:.0f}); restarts "
+        f"{report['restarts']}; processes left {len(report['processes_left'])}; descriptors "
+        f"{report['fds_before']} -> {report['fds_after']}"
+    )
+    return 0 if report["ok"] else 1
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -61,10 +267,10 @@ def export_command(args: argparse.Namespace) -> int:
 
     model = load_checkpoint(args.checkpoint, sample_rate=args.sample_rate)
     info = model.info
-    sidecar = export(
-        model, Path(args.checkpoint), Path(args.out), info.image.size, info.audio.n_frames()
-    )
+    out = Path(args.out) if args.out else default_engine_dir(args.checkpoint)
+    sidecar = export(model, Path(args.checkpoint), out, info.image.size, info.audio.n_frames())
     print(json.dumps(sidecar, indent=2))
+    print(f"wrote {out} (use it with --backend tensorrt --engine {out})")
     return 0
 
 
@@ -96,6 +302,7 @@ def keys_command(args: argparse.Namespace) -> int:
 
 
 def capture_command(args: argparse.Namespace) -> int:
+    from realtime.messages import CaptureSpec
     from realtime.sources import open_source
     from realtime.transport import TransportError, is_loopback, read_key_file
     from realtime.workers import capture_main
@@ -106,13 +313,18 @@ def capture_command(args: argparse.Namespace) -> int:
             f"{args.connect} is another host: pass --keys client.key (fnac keys writes it) so "
             "that frames and audio travel encrypted"
         )
-    options = {}
-    if args.source == "synthetic":
-        options = {"sample_rate": args.sample_rate or 16000, "seconds": args.seconds}
-    open_source(args.source, realtime=False, **options).close()  # a clear error, here
+    spec = CaptureSpec(
+        source=args.source,
+        frames=args.connect,
+        realtime=True,
+        sample_rate=args.sample_rate or 16000,
+        seconds=args.seconds,
+        curve=keys,
+    )
+    open_source(spec.source, realtime=False, **spec.source_options()).close()  # a clear error
     print(f"capturing {args.source} -> {args.connect}", flush=True)
     try:
-        capture_main(args.source, True, options, args.connect, None, keys)
+        capture_main(spec)
     except KeyboardInterrupt:
         pass
     return 0

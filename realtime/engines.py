@@ -10,14 +10,15 @@
   disk with their JSON sidecar and refused when stale (see ``realtime.tensorrt``).
 
 An engine encodes frames (B, 3, S, S) -> v (B, D, h, w) and spectrograms (B, 1, F, T) -> a (B, D),
-and maps (v, a) -> (B, h, w) raw similarity maps, always returning float32.
+and maps (v, a) -> (B, h, w) raw similarity maps (``FNAC.localize``), always returning float32.
+``realtime.registry`` makes them by name; the int8 and tensorrt backends live in their own modules
+(``realtime.quantize``, ``realtime.tensorrt``) and build on this one.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -25,7 +26,6 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from fnac.hardware import cpu_has_native_bf16
 from fnac.model import FNAC
-from realtime.backends import BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Engine:
     @torch.inference_mode()
     def maps(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """(B, D, h, w), (B, D) -> (B, h, w) raw maps S[i, i] (float32, on the CPU)."""
-        return (torch.einsum("nchw,nc->nhw", v.float(), a.float()) / self.tau).cpu()
+        return self.model.localize(v.float(), a.float()).cpu()
 
     def describe(self) -> str:
         return f"{self.name} on {self.device}"
@@ -145,41 +145,3 @@ class CompileEngine(Engine):
 
     def _audio(self, spec: torch.Tensor) -> torch.Tensor:
         return self.audio_fn(spec)
-
-
-def make_engine(
-    name: str,
-    model: FNAC,
-    device: str | None = None,
-    image_size: int = 224,
-    spec_frames: int = 200,
-    engine_dir: str | Path | None = None,
-    checkpoint: str | Path | None = None,
-) -> Engine:
-    """The backend called ``name`` for ``model``; ``tensorrt`` loads the engines built by
-    ``fnac export`` from ``engine_dir`` for ``checkpoint``."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "eager":
-        return Engine(model, device)
-    if name == "cpu":
-        return CpuEngine(model)
-    if name == "compile":
-        return CompileEngine(model, device)
-    if name == "int8":
-        from fnac.config import AudioConfig, ImageConfig
-        from realtime.quantize import Int8Engine
-
-        info = getattr(model, "info", None)
-        return Int8Engine(
-            model, info.audio if info else AudioConfig(), ImageConfig(size=image_size)
-        )
-    from realtime.tensorrt import TensorRTEngine
-
-    if engine_dir is None or checkpoint is None:
-        raise ValueError(
-            "the tensorrt backend needs --engine DIR (built by fnac export) and "
-            "the checkpoint it was built from"
-        )
-    return TensorRTEngine(model, Path(engine_dir), Path(checkpoint), image_size, spec_frames)

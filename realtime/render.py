@@ -6,11 +6,11 @@ Shared by the annotated-mp4 sink and the live window (numpy and OpenCV only, no 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from fnac.overlay import blend, draw_box, draw_marker
+from realtime.messages import LiveResult
 from realtime.results import upsample_heat
 
 
@@ -30,17 +30,15 @@ def overlay_opacity(confidence: float, style: Style) -> float:
     return style.opacity * weight
 
 
-def annotate(
-    rgb: np.ndarray, raw_map: np.ndarray, meta: dict[str, Any], style: Style
-) -> np.ndarray:
-    """(H, W, 3) uint8 RGB frame + its raw (h, w) map and result metadata (``peak``, ``box``,
-    ``confidence``, ``sounding``) -> the annotated (H, W, 3) uint8 RGB frame."""
+def annotate(rgb: np.ndarray, result: LiveResult, style: Style) -> np.ndarray:
+    """(H, W, 3) uint8 RGB frame + its result (raw map, peak, box, confidence, sounding) -> the
+    annotated (H, W, 3) uint8 RGB frame."""
     out = np.ascontiguousarray(rgb)
     if style.heat:
-        heat = upsample_heat(raw_map, out.shape[:2])
-        out = blend(out, heat, overlay_opacity(meta["confidence"], style), style.colormap)
-    if style.box and meta["sounding"]:
-        out = draw_box(out, tuple(meta["box"]))
-    if style.peak and meta["sounding"]:
-        out = draw_marker(out, tuple(meta["peak"]))
+        heat = upsample_heat(result.raw_map, out.shape[:2])
+        out = blend(out, heat, overlay_opacity(result.confidence, style), style.colormap)
+    if style.box and result.sounding:
+        out = draw_box(out, tuple(result.box))
+    if style.peak and result.sounding:
+        out = draw_marker(out, tuple(result.peak))
     return out

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from fnac.metrics import box_iou, point_in_box
+from realtime.messages import LiveResult
+from realtime.stats import percentiles_ms
 
 
 def sounding_box(truth: list[dict[str, Any]] | None) -> list[float] | None:
@@ -32,25 +34,28 @@ class RunScore:
     frames: int = 0
     dropped: int = 0
 
-    def add(self, meta: dict[str, Any], latency_s: float) -> None:
+    def add(self, result: LiveResult, latency_s: float) -> None:
         self.frames += 1
-        self.dropped = int(meta.get("dropped", self.dropped))
+        self.dropped = result.dropped
         self.latencies_s.append(latency_s)
-        box = sounding_box(meta.get("truth"))
-        if box is None:
+        self.score(result.truth, result.peak, result.box)
+
+    def score(self, truth: list[dict[str, Any]] | None, peak, box) -> None:
+        """Count one frame's localization against its ground truth (silent frames do not count)."""
+        want = sounding_box(truth)
+        if want is None:
             return
         self.scored += 1
-        self.hits += point_in_box(meta["peak"], box)
-        self.ious.append(box_iou(meta["box"], box))
+        self.hits += point_in_box(peak, want)
+        self.ious.append(box_iou(box, want))
 
     def summary(self, seconds: float) -> dict[str, Any]:
-        lat = np.asarray(self.latencies_s) * 1000 if self.latencies_s else np.zeros(1)
         return {
             "seconds": round(seconds, 2),
             "frames": self.frames,
             "fps": round(self.frames / seconds, 2) if seconds > 0 else 0.0,
             "dropped": self.dropped,
-            "latency_ms": {f"p{q}": round(float(np.percentile(lat, q)), 1) for q in (50, 95, 99)},
+            "latency_ms": percentiles_ms(self.latencies_s),
             "scored_frames": self.scored,
             "pointing_accuracy": round(self.hits / self.scored, 4) if self.scored else None,
             "mean_box_iou": round(float(np.mean(self.ious)), 4) if self.ious else None,

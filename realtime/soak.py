@@ -15,17 +15,15 @@ Linux only (it reads ``/proc``).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from realtime.backends import BACKENDS, DEFAULT_BACKEND
+from realtime.messages import LiveResult
+from realtime.pipeline import LiveConfig, LivePipeline
+from realtime.stats import percentiles_ms
 
 CREEP_FACTOR = 1.5
 CREEP_SLACK_MS = 30.0
@@ -91,16 +89,14 @@ def leftover_processes(pid: int, before: set[int]) -> list[int]:
 
 
 def soak(
-    checkpoint: str,
+    config: LiveConfig,
     seconds: float,
     every: float = 10.0,
-    backend: str = "cpu",
     max_growth_mb: float = DEFAULT_MAX_GROWTH_MB,
     say=None,
 ) -> dict[str, Any]:
-    """Run the synthetic stream through the workers for ``seconds``; returns samples + verdict."""
-    from realtime.run import LivePipeline
-
+    """Run ``config`` (the synthetic stream) through the workers for ``seconds``; returns the
+    samples and the verdict."""
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     from multiprocessing import resource_tracker
 
@@ -111,21 +107,21 @@ def soak(
     samples: list[dict[str, Any]] = []
     window: list[float] = []
     frames = 0
-    pipeline = LivePipeline("synthetic", checkpoint, backend=backend, say=say)
+    pipeline = LivePipeline(config, say=say)
     folder = pipeline.folder
     with pipeline:
         start = time.monotonic()
         next_sample = start + every
         while time.monotonic() - start < seconds:
-            msg = pipeline.next()
-            if msg is not None and msg.kind == "result":
-                window.append((time.monotonic() - msg.stamps["capture"]) * 1000)
+            result = pipeline.next()
+            if isinstance(result, LiveResult):
+                window.append(time.monotonic() - result.capture_time)
                 frames += 1
             if time.monotonic() < next_sample:
                 continue
             next_sample += every
             workers = {n: p.pid for n, p in pipeline.supervisor.processes.items() if p.is_alive()}
-            lat = np.asarray(window) if window else np.zeros(1)
+            lat = percentiles_ms(window)
             samples.append(
                 {
                     "t_s": round(time.monotonic() - start, 1),
@@ -135,8 +131,8 @@ def soak(
                     },
                     "fds": {"main": open_fds(me), **{n: open_fds(p) for n, p in workers.items()}},
                     "fps": round(len(window) / every, 2),
-                    "p50_ms": round(float(np.percentile(lat, 50)), 1),
-                    "p95_ms": round(float(np.percentile(lat, 95)), 1),
+                    "p50_ms": lat["p50"],
+                    "p95_ms": lat["p95"],
                     "restarts": dict(pipeline.supervisor.restarts),
                 }
             )
@@ -151,7 +147,7 @@ def soak(
     report: dict[str, Any] = {
         "seconds": seconds,
         "every_s": every,
-        "backend": backend,
+        "backend": config.backend,
         "frames": frames,
         "samples": samples,
         "processes_left": left,
@@ -188,41 +184,3 @@ def verdict(samples: list[dict[str, Any]], max_growth_mb: float) -> dict[str, An
         "restarts": restarts,
         "ok": growth <= max_growth_mb and last["p95_ms"] <= creep_limit and restarts == 0,
     }
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "soak",
-        help="run the live pipeline for minutes and check memory, latency, processes, descriptors",
-        description="Soak test: the synthetic stream at 30 fps through the capture and inference "
-        "workers; samples memory, descriptors and latency; exits 1 when memory grew past the "
-        "bound, latency crept, a worker restarted, or a process or descriptor outlived the run.",
-    )
-    p.add_argument("--seconds", type=float, default=600.0)
-    p.add_argument("--every", type=float, default=10.0, help="seconds between samples")
-    p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
-    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
-    p.add_argument("--max-growth-mb", type=float, default=DEFAULT_MAX_GROWTH_MB)
-    p.add_argument("--json", default=None, help="write the samples and the verdict here")
-    p.set_defaults(func=soak_command)
-
-
-def soak_command(args: argparse.Namespace) -> int:
-    from fnac.weights import DEMO_CHECKPOINT
-
-    checkpoint = args.checkpoint or str(DEMO_CHECKPOINT)
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} not found: pass --checkpoint")
-    report = soak(checkpoint, args.seconds, args.every, args.backend, args.max_growth_mb)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    print(
-        f"{'ok' if report['ok'] else 'FAILED'}: {report['frames']} frames in "
-        f"{args.seconds:.0f} s; memory {report['rss_first_mb']:.0f} -> "
-        f"{report['rss_last_mb']:.0f} MiB (growth {report['growth_mb']:+.1f}, bound "
-        f"{report['max_growth_mb']:.0f}); p95 {report['p95_first_ms']:.0f} -> "
-        f"{report['p95_last_ms']:.0f} ms (limit {report['p95_limit_ms']:.0f}); restarts "
-        f"{report['restarts']}; processes left {len(report['processes_left'])}; descriptors "
-        f"{report['fds_before']} -> {report['fds_after']}"
-    )
-    return 0 if report["ok"] else 1

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from realtime.messages import AudioPacket, FramePacket
+
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 URL_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://", "file://")
@@ -40,24 +42,6 @@ def quiet_opencv():
 
 class SourceError(ValueError):
     """A source that cannot be opened or read; the message names the fix."""
-
-
-@dataclass
-class FramePacket:
-    index: int  # frame number in the source
-    t: float  # capture time, time.monotonic() seconds
-    pts: float  # seconds from the source's start
-    image: np.ndarray  # (H, W, 3) uint8 BGR
-    truth: list[dict[str, Any]] | None = None  # synthetic source: objects, boxes, sounding
-
-
-@dataclass
-class AudioPacket:
-    seq: int  # block number: a jump means blocks were lost
-    t: float  # capture time of the first sample
-    pts: float
-    samples: np.ndarray  # (N,) float32 mono in [-1, 1]
-    rate: int
 
 
 # Frames larger than this (in pixels) are shrunk where they enter the pipeline: the model sees

@@ -19,8 +19,10 @@ started again: the stage forgets the old stream's audio instead of aligning new 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -31,9 +33,12 @@ from fnac.config import AudioConfig, ImageConfig
 from fnac.image import preprocess_frames, to_rgb
 from realtime.audio_ring import AudioRing
 from realtime.engines import Engine
+from realtime.messages import AudioPacket, EndOfStream, FramePacket, LiveResult, Packet
 from realtime.resample import StreamingResampler
 from realtime.results import ConfidenceSettings, Localization, analyze, spectrum_db
-from realtime.sources import AudioPacket, FramePacket, fit_frame
+from realtime.sources import fit_frame
+
+log = logging.getLogger(__name__)
 
 MAX_RATE = 384_000  # Hz, the fastest audio hardware; the resampler's filter grows with the rate
 MAX_BLOCK_S = 1.0  # s; a live block is tens of ms, and the resampler's memory grows with a block
@@ -259,3 +264,60 @@ class NaiveStage(InferenceStage):
         self.embedding = self.engine.encode_audio(spec[None, None])
         self.audio_encodes += 1
         return True
+
+
+class Intake:
+    """One turn of the inference loop's input, for the worker and the bench alike: every audio
+    packet goes into the stage, in order; of the frames only the newest is kept (the stale ones
+    are dropped before the expensive stage and counted); a packet the stage cannot use is
+    rejected and counted, never fatal. ``publish`` turns the stage's result into the message."""
+
+    def __init__(self, stage: InferenceStage) -> None:
+        self.stage = stage
+        self.dropped = 0  # stale frames
+        self.rejected = 0  # packets the stage could not use
+        self.processed = 0  # frames processed (the caller counts them)
+        self.ended = False  # an end-of-stream came in
+
+    def take(self, packets: Iterable[Packet | None]) -> FramePacket | None:
+        """Feed the audio of ``packets`` to the stage; the newest usable frame among them."""
+        newest = None
+        for packet in packets:
+            try:
+                if isinstance(packet, AudioPacket):
+                    self.stage.add_audio(packet)
+                elif isinstance(packet, FramePacket):
+                    frame = checked_frame(packet)  # checked now: a bad one never hides a good one
+                    self.dropped += newest is not None
+                    newest = frame
+                elif isinstance(packet, EndOfStream):
+                    self.ended = True
+            except BadPacket as exc:
+                self.rejected += 1
+                if self.rejected == 1:
+                    log.warning("rejected a packet: %s (more are counted)", exc)
+        return newest
+
+    def publish(self, result: Result, frame: FramePacket) -> LiveResult:
+        """The message of ``result`` (of ``frame``), stamped as it leaves, with the counters."""
+        loc = result.localization
+        return LiveResult(
+            frame=result.frame,
+            pts=result.pts,
+            raw_map=result.raw_map.astype(np.float32),
+            image=frame.image,
+            spectrum=result.spectrum,
+            peak=tuple(int(v) for v in loc.peak),  # type: ignore[arg-type]
+            box=tuple(int(v) for v in loc.box),  # type: ignore[arg-type]
+            confidence=float(loc.confidence),
+            sounding=bool(loc.sounding),
+            score=float(loc.score),
+            level_db=float(loc.level_db),
+            padded=bool(result.padded),
+            gap=bool(result.gap),
+            dropped=self.dropped,
+            rejected=self.rejected,
+            processed=self.processed,
+            truth=frame.truth,
+            stamps={**result.stamps, "publish": time.monotonic()},
+        )

@@ -85,15 +85,29 @@ def expected_sidecar(checkpoint: Path, image_size: int, spec_frames: int) -> dic
     }
 
 
+def rebuild_command(checkpoint: Path, engine_dir: Path, sample_rate: int | None = None) -> str:
+    """The command that builds the engines of ``checkpoint`` into ``engine_dir``."""
+    rate = f" --sample-rate {sample_rate}" if sample_rate else ""
+    return f"fnac export --checkpoint {checkpoint} --out {engine_dir}{rate}"
+
+
 def check_sidecar(
-    engine_dir: Path, checkpoint: Path, image_size: int, spec_frames: int
+    engine_dir: Path,
+    checkpoint: Path,
+    image_size: int,
+    spec_frames: int,
+    sample_rate: int | None = None,
 ) -> dict[str, Any]:
-    """The sidecar of ``engine_dir`` if it matches; StaleEngine naming the mismatch otherwise."""
-    rebuild = (
-        f"rebuild it: fnac export --checkpoint {checkpoint} --out {engine_dir} "
-        f"--image-size {image_size}"
-    )
+    """The sidecar of ``engine_dir`` if it matches; StaleEngine naming the mismatch and the
+    command that rebuilds it otherwise. Needs no Torch-TensorRT, so it is said first."""
+    rebuild = "rebuild it: " + rebuild_command(checkpoint, engine_dir, sample_rate)
     path = engine_dir / SIDECAR
+    if not engine_dir.is_dir():
+        raise StaleEngine(
+            f"no engine in {engine_dir}: build it with "
+            + rebuild_command(checkpoint, engine_dir, sample_rate)
+            + " on the GPU machine, or pass --engine DIR"
+        )
     if not path.is_file():
         raise StaleEngine(
             f"{engine_dir} holds no {SIDECAR}: not an engine of fnac export; " + rebuild
@@ -159,8 +173,9 @@ class TensorRTEngine(Engine):
         image_size: int = 224,
         spec_frames: int = 200,
     ) -> None:
+        rate = model.info.audio.sample_rate if getattr(model, "info", None) else None
+        check_sidecar(engine_dir, checkpoint, image_size, spec_frames, rate)
         _require()
-        check_sidecar(engine_dir, checkpoint, image_size, spec_frames)
         super().__init__(model, "cuda")
         self.image_fn = torch.export.load(str(engine_dir / FILES["image"])).module()
         self.audio_fn = torch.export.load(str(engine_dir / FILES["audio"])).module()

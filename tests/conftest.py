@@ -93,3 +93,32 @@ def make_av_root(
     (root / "test.json").write_text(json.dumps(annotations))
     (root / "test.csv").write_text("".join(f"{a['file']}\n" for a in annotations))
     return root
+
+
+def live_result(raw_map=None, **fields):
+    """A ``realtime.messages.LiveResult`` for tests of what reads results: a 7x7 map, a blank
+    64x64 frame, nothing sounding unless ``fields`` say otherwise."""
+    from realtime.messages import LiveResult
+
+    values = dict(
+        frame=0,
+        pts=0.0,
+        raw_map=np.zeros((7, 7), np.float32) if raw_map is None else raw_map,
+        image=np.zeros((64, 64, 3), np.uint8),
+        spectrum=np.zeros(257, np.float32),
+        peak=(0, 0),
+        box=(0, 0, 1, 1),
+        confidence=0.0,
+        sounding=False,
+        score=0.0,
+        level_db=-100.0,
+        padded=False,
+        gap=False,
+        dropped=0,
+        rejected=0,
+        processed=1,
+        truth=None,
+        stamps={"capture": 0.0, "publish": 0.0},
+    )
+    values.update(fields)
+    return LiveResult(**values)

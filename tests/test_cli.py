@@ -275,3 +275,85 @@ def test_the_command_sets_the_thread_pool_settings_and_keeps_the_users(monkeypat
     share_cores()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's choice
     assert os.environ["OPENBLAS_NUM_THREADS"] == SETTINGS["OPENBLAS_NUM_THREADS"]
+
+
+def test_run_hands_the_engine_folder_to_the_inference_worker(files):
+    """--backend tensorrt --engine DIR travels from the command through the worker's spec to the
+    engine, whose refusal (no engine there) comes back as one line naming the build command."""
+    engine = files / "no-engine-here"
+    result = fnac(
+        "run",
+        "--source",
+        "synthetic",
+        "--checkpoint",
+        files / "model.pth",
+        "--seconds",
+        2,
+        "--backend",
+        "tensorrt",
+        "--engine",
+        engine,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"no engine in {engine}: build it with fnac export --checkpoint" in result.stderr
+
+
+def test_every_live_command_takes_the_engine_folder(files, monkeypatch):
+    """demo, soak and bench put --engine into what they run; live and the window too."""
+    import realtime.bench
+    import realtime.demo
+    import realtime.soak
+    from fnac.cli import main
+
+    seen = {}
+
+    class Reached(Exception):
+        """What the stand-ins raise once they have seen their arguments."""
+
+    def stand_in(name, pick):
+        def record(*args):
+            seen[name] = pick(*args)
+            raise Reached
+
+        return record
+
+    monkeypatch.setattr(realtime.demo, "headless_demo", stand_in("demo", lambda o, s, c: c))
+    monkeypatch.setattr(realtime.soak, "soak", stand_in("soak", lambda c, *rest: c))
+    monkeypatch.setattr(realtime.bench, "bench", stand_in("bench", lambda *a: a[-1]))
+    engine = str(files / "engines")
+    common = ["--backend", "tensorrt", "--engine", engine]
+    for argv in (
+        ["demo", "--headless", "--seconds", "1", *common],
+        ["soak", "--seconds", "1", *common],
+        ["bench", "--backends", "tensorrt", "--engine", engine],
+    ):
+        with pytest.raises(Reached):
+            main(argv)
+    assert seen["demo"].engine_dir == engine and seen["demo"].backend == "tensorrt"
+    assert seen["soak"].engine_dir == engine and seen["bench"] == engine
+
+    from gui.live import choose_settings
+    from gui.window import LiveWindow
+
+    settings = choose_settings(
+        "synthetic", None, str(files / "model.pth"), False, engine_dir=engine
+    )
+    made = []
+
+    class Recorded:
+        def __init__(self, config):
+            made.append(config)
+
+        def start(self):
+            return self
+
+    import gui.window
+
+    monkeypatch.setattr(gui.window, "Feed", Recorded)
+    LiveWindow.start_feed(type("W", (), {"feed": None, "settings": settings, "video": _Label()})())
+    assert made[0].engine_dir == engine
+
+
+class _Label:
+    def setText(self, text):  # noqa: N802 (Qt's name)
+        self.text = text

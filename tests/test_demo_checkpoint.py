@@ -12,9 +12,10 @@ import pytest
 
 from fnac.checkpoint import load_checkpoint
 from fnac.weights import DEMO_CHECKPOINT
-from realtime.engines import make_engine
+from realtime.messages import AudioPacket, FramePacket
+from realtime.registry import make_engine
 from realtime.scoring import RunScore, sounding_box
-from realtime.sources import AudioPacket, FramePacket, SyntheticSource
+from realtime.sources import SyntheticSource
 from realtime.stage import InferenceStage
 
 FRAME_SIZE = (640, 480)
@@ -24,9 +25,7 @@ FRAME_SIZE = (640, 480)
 def scored(request):
     model = load_checkpoint(DEMO_CHECKPOINT)
     info = model.info
-    engine = make_engine(
-        request.param, model, image_size=info.image.size, spec_frames=info.audio.n_frames()
-    )
+    engine = make_engine(request.param, model)
     stage = InferenceStage(engine, info.audio, info.image)
     score, shares = RunScore(), []
     with SyntheticSource(
@@ -37,8 +36,7 @@ def scored(request):
                 stage.add_audio(packet)
             elif isinstance(packet, FramePacket) and packet.index % 6 == 0:
                 loc = stage.process(packet).localization
-                meta = {"truth": packet.truth, "peak": loc.peak, "box": loc.box}
-                score.add(meta, 0.0)
+                score.score(packet.truth, loc.peak, loc.box)
                 box = sounding_box(packet.truth)
                 if box is not None:
                     shares.append((box[2] - box[0]) * (box[3] - box[1]) / np.prod(FRAME_SIZE))

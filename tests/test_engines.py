@@ -9,7 +9,8 @@ import torch
 
 from fnac.config import ModelConfig
 from fnac.model import FNAC
-from realtime.engines import CpuEngine, Engine, make_engine
+from realtime.engines import CpuEngine, Engine
+from realtime.registry import make_engine
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +155,31 @@ def test_bench_agreement_measures_what_it_says():
         for i in range(2)
     )
     assert got["min_corr"] == pytest.approx(want_corr)
+
+
+def test_a_missing_tensorrt_engine_names_the_command_that_builds_it(tmp_path, model):
+    """Said from the engine folder alone, before Torch-TensorRT is needed, and the command it
+    names is one the CLI takes."""
+    import shlex
+
+    from fnac.checkpoint import load_checkpoint, save_checkpoint
+    from fnac.cli import build_parser
+    from fnac.config import AudioConfig
+    from realtime.backends import default_engine_dir
+    from realtime.tensorrt import StaleEngine
+
+    checkpoint = tmp_path / "best.pth"
+    save_checkpoint(checkpoint, model, AudioConfig(sample_rate=16000))
+    loaded = load_checkpoint(checkpoint)
+    for given, where in (
+        (tmp_path / "mine", tmp_path / "mine"),
+        (None, tmp_path / "best-tensorrt"),
+    ):
+        with pytest.raises(StaleEngine) as refused:
+            make_engine("tensorrt", loaded, engine_dir=given)
+        text = str(refused.value)
+        command = f"fnac export --checkpoint {checkpoint} --out {where} --sample-rate 16000"
+        assert f"no engine in {where}" in text and command in text and "\n" not in text
+        args = build_parser().parse_args(shlex.split(command)[1:])
+        assert args.func.__name__ == "export_command" and args.out == str(where)
+    assert default_engine_dir(checkpoint) == tmp_path / "best-tensorrt"

@@ -64,7 +64,7 @@ def decode_heat(rgb: np.ndarray) -> np.ndarray:
 
 def test_gui_imports_no_torch():
     code = (
-        "import sys, gui.window, gui.live, gui.demo, gui.feed, gui.strip, fnac.cli\n"
+        "import sys, gui.window, gui.live, gui.commands, gui.feed, gui.strip, fnac.cli\n"
         "fnac.cli.build_parser()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     )
@@ -101,7 +101,7 @@ def test_the_overlay_is_hottest_on_the_sounding_object(qtbot, window):
         current = window.current
         if current is not None and current is not shown:
             shown = current
-            box = sounding_box(current.meta.get("truth"))
+            box = sounding_box(current.result.truth)
             if box is not None:
                 heat = decode_heat(window.displayed)
                 mask = np.zeros(heat.shape, bool)

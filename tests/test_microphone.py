@@ -127,7 +127,8 @@ def test_a_machine_without_any_input_device_is_a_clear_error(tmp_path):
 
 PAIRED = """
 import json, numpy as np
-from realtime.sources import AudioPacket, FramePacket, PairedSource, open_source
+from realtime.messages import AudioPacket, FramePacket
+from realtime.sources import PairedSource, open_source
 frames, audio = [], []
 with open_source("{clip}+mic:fnacmic", sample_rate=16000, block=800) as pair:
     assert isinstance(pair, PairedSource)

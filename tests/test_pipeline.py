@@ -16,6 +16,7 @@ from conftest import REPO
 from fnac.checkpoint import save_checkpoint
 from fnac.config import AudioConfig
 from fnac.model import FNAC, ModelConfig
+from realtime.messages import LiveResult
 
 
 def processes_mentioning(marker: str) -> list[str]:
@@ -291,18 +292,20 @@ def kill_and_await_results(pipeline, worker: str, stamp: str, timeout_s: float):
     os.kill(pipeline.supervisor.processes[worker].pid, signal.SIGKILL)
     killed_at = time.monotonic()
     while time.monotonic() < killed_at + timeout_s:
-        msg = pipeline.next()
-        if msg is not None and msg.kind == "result" and msg.stamps[stamp] > killed_at:
-            return msg, time.monotonic() - killed_at
+        result = pipeline.next()
+        if isinstance(result, LiveResult) and result.stamps[stamp] > killed_at:
+            return result, time.monotonic() - killed_at
     return None, timeout_s
 
 
 def test_with_a_warm_standby_results_resume_within_two_seconds_of_a_kill(checkpoint):
 
-    from realtime.run import LivePipeline
+    from realtime.pipeline import LiveConfig, LivePipeline
 
     said: list[str] = []
-    with LivePipeline("synthetic", str(checkpoint), say=said.append, standby=True) as pipeline:
+    with LivePipeline(
+        LiveConfig("synthetic", str(checkpoint), standby=True), say=said.append
+    ) as pipeline:
         deadline = time.monotonic() + 120
         while not any("standby ready" in s for s in said) and time.monotonic() < deadline:
             pipeline.next()
@@ -326,12 +329,12 @@ def test_a_running_pipeline_listens_only_in_its_private_folder(checkpoint, tmp_p
     """(With a checkpoint that carries its own sounding calibration, which the worker uses; and
     workers started with the thread-pool settings that let them share the cores.)"""
     from fnac.checkpoint import load_checkpoint, save_calibrated
-    from realtime.run import LivePipeline
+    from realtime.pipeline import LiveConfig, LivePipeline
 
     calibrated = save_calibrated(tmp_path / "cal.pth", load_checkpoint(checkpoint), 0.123, "test")
     said: list[str] = []
-    with LivePipeline("synthetic", str(calibrated), say=said.append) as pipeline:
-        assert pipeline.model["score_mid"] == 0.123 and pipeline.model["calibrated"]
+    with LivePipeline(LiveConfig("synthetic", str(calibrated)), say=said.append) as pipeline:
+        assert pipeline.ready.score_mid == 0.123 and pipeline.ready.calibrated
         assert "threshold 0.123 from the checkpoint's calibration" in said[0]
         while pipeline.next() is None:
             pass
@@ -348,21 +351,21 @@ def test_a_running_pipeline_listens_only_in_its_private_folder(checkpoint, tmp_p
 
 def test_a_killed_capture_worker_is_restarted_and_results_resume(checkpoint):
 
-    from realtime.run import LivePipeline
+    from realtime.pipeline import LiveConfig, LivePipeline
 
     said: list[str] = []
-    with LivePipeline("synthetic", str(checkpoint), say=said.append) as pipeline:
+    with LivePipeline(LiveConfig("synthetic", str(checkpoint)), say=said.append) as pipeline:
         deadline = time.monotonic() + 120
         first = None
         while first is None and time.monotonic() < deadline:
             first = pipeline.next()
-        assert first is not None and first.kind == "result", said
+        assert isinstance(first, LiveResult), said
         killed = pipeline.supervisor.processes["capture"].pid
         resumed, seconds = kill_and_await_results(pipeline, "capture", "capture", 60)
         assert resumed is not None, said
         assert any("capture worker died" in s and "restarted" in s for s in said), said
         assert pipeline.supervisor.processes["capture"].pid != killed
-        assert resumed.meta["pts"] <= seconds + 0.5  # the stream started over
+        assert resumed.pts <= seconds + 0.5  # the stream started over
     assert not processes_mentioning("fnac-ipc-")
 
 
@@ -375,7 +378,7 @@ def test_a_flood_from_a_fast_producer_is_dropped_and_memory_stays_bounded(checkp
     import numpy as np
     import zmq
 
-    from realtime.run import LivePipeline
+    from realtime.pipeline import LiveConfig, LivePipeline
     from realtime.soak import rss_mb
     from realtime.wire import Message, encode
 
@@ -405,7 +408,8 @@ def test_a_flood_from_a_fast_producer_is_dropped_and_memory_stays_bounded(checkp
                     refused[0] += 1
             seq += 1
 
-    with LivePipeline(None, str(checkpoint), listen=address, say=lambda text: None) as pipeline:
+    config = LiveConfig(None, str(checkpoint), listen=address)
+    with LivePipeline(config, say=lambda text: None) as pipeline:
         worker = pipeline.supervisor.processes["inference"].pid
         assert listening(worker)["tcp"] == {address[len("tcp://") :]}  # loopback, as asked
         before = rss_mb(worker)
@@ -418,9 +422,9 @@ def test_a_flood_from_a_fast_producer_is_dropped_and_memory_stays_bounded(checkp
         try:
             start = time.monotonic()
             while time.monotonic() - start < 10:
-                msg = pipeline.next(timeout_ms=100)
-                if msg is not None and msg.kind == "result":
-                    results, last = results + 1, msg
+                result = pipeline.next(timeout_ms=100)
+                if isinstance(result, LiveResult):
+                    results, last = results + 1, result
                 peak = max(peak, rss_mb(worker))
         finally:
             stop.set()
@@ -429,4 +433,4 @@ def test_a_flood_from_a_fast_producer_is_dropped_and_memory_stays_bounded(checkp
             context.term()
         assert pipeline.supervisor.processes["inference"].pid == worker  # never restarted
     assert peak - before < 250, f"the inference worker grew by {peak - before:.0f} MiB"
-    assert results >= 10 and last.meta["dropped"] > 100 and refused[0] > 0
+    assert results >= 10 and last.dropped > 100 and refused[0] > 0

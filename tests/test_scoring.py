@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conftest import live_result
+
 from fnac.metrics import box_iou, point_in_box
 from realtime.scoring import RunScore, sounding_box
 
@@ -20,10 +22,10 @@ def test_box_iou_and_point_in_box():
 
 def test_only_sounding_frames_are_scored():
     score = RunScore()
-    score.add({"peak": [50, 50], "box": [0, 0, 100, 100], "truth": truth(0)}, 0.1)
-    score.add({"peak": [50, 50], "box": [0, 0, 100, 100], "truth": truth(1)}, 0.2)
-    score.add({"peak": [50, 50], "box": [0, 0, 100, 100], "truth": truth(None)}, 0.3)
-    score.add({"peak": [50, 50], "box": [0, 0, 100, 100], "dropped": 7}, 0.4)  # a camera
+    score.add(live_result(peak=(50, 50), box=(0, 0, 100, 100), truth=truth(0)), 0.1)
+    score.add(live_result(peak=(50, 50), box=(0, 0, 100, 100), truth=truth(1)), 0.2)
+    score.add(live_result(peak=(50, 50), box=(0, 0, 100, 100), truth=truth(None)), 0.3)
+    score.add(live_result(peak=(50, 50), box=(0, 0, 100, 100), dropped=7), 0.4)  # a camera
     summary = score.summary(2.0)
     assert summary["frames"] == 4 and summary["fps"] == 2.0 and summary["dropped"] == 7
     assert summary["scored_frames"] == 2
@@ -34,6 +36,6 @@ def test_only_sounding_frames_are_scored():
 
 def test_without_truth_localization_is_none():
     score = RunScore()
-    score.add({"peak": [1, 1], "box": [0, 0, 2, 2]}, 0.05)
+    score.add(live_result(peak=(1, 1), box=(0, 0, 2, 2)), 0.05)
     summary = score.summary(1.0)
     assert summary["pointing_accuracy"] is None and summary["mean_box_iou"] is None

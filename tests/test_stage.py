@@ -11,7 +11,8 @@ import torch
 from fnac.config import AudioConfig, ImageConfig, ModelConfig
 from fnac.model import FNAC
 from realtime.engines import Engine
-from realtime.sources import AudioPacket, FramePacket, SyntheticSource
+from realtime.messages import AudioPacket, FramePacket
+from realtime.sources import SyntheticSource
 from realtime.stage import BadPacket, InferenceStage
 
 

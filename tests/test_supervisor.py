@@ -7,7 +7,7 @@ import re
 import sys
 import time
 
-from realtime.workers import Supervisor
+from realtime.supervisor import Supervisor
 
 
 def run_until_given_up(supervisor: Supervisor, seconds: float = 60.0) -> list[str]:
@@ -20,7 +20,7 @@ def run_until_given_up(supervisor: Supervisor, seconds: float = 60.0) -> list[st
 
 
 def test_a_worker_that_keeps_failing_waits_longer_each_time_then_is_given_up():
-    supervisor = Supervisor({"w": (sys.exit, (3,))}, backoff_s=0.1, backoff_max_s=0.4)
+    supervisor = Supervisor({"w": (sys.exit, 3)}, backoff_s=0.1, backoff_max_s=0.4)
     supervisor.start("w")
     try:
         events = run_until_given_up(supervisor)
@@ -35,7 +35,7 @@ def test_a_worker_that_keeps_failing_waits_longer_each_time_then_is_given_up():
 
 
 def test_a_worker_that_had_sent_heartbeats_is_restarted_at_once():
-    supervisor = Supervisor({"w": (sys.exit, (3,))})
+    supervisor = Supervisor({"w": (sys.exit, 3)})
     supervisor.start("w")
     try:
         supervisor.processes["w"].join(30)
@@ -51,10 +51,10 @@ def test_the_pipeline_names_a_capture_worker_it_gave_up_on(tmp_path):
     import pytest
 
     from fnac.weights import DEMO_CHECKPOINT
-    from realtime.run import LivePipeline, PipelineError
+    from realtime.pipeline import LiveConfig, LivePipeline, PipelineError
 
     gone = tmp_path / "unplugged.mp4"  # what the capture worker finds each time it starts
-    pipeline = LivePipeline(str(gone), str(DEMO_CHECKPOINT), say=lambda text: None)
+    pipeline = LivePipeline(LiveConfig(str(gone), str(DEMO_CHECKPOINT)), say=lambda text: None)
     pipeline.supervisor.backoff_s, pipeline.supervisor.backoff_max_s = 0.1, 0.2
     deadline = time.monotonic() + 120
     with pipeline, pytest.raises(PipelineError) as failure:

@@ -1,0 +1,117 @@
+"""Subcommands of the window: ``fnac live`` and ``fnac demo`` (the window with a display, the
+headless demo of ``realtime.demo`` without one)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fnac.flags import positive_float
+from realtime.commands import add_engine_flags, add_standby_flag, shipped_checkpoint
+
+LIVE_DOC = """The desktop window over the realtime workers.
+
+With no --source it takes the first camera (with the default microphone when there is one); with
+no camera it falls back to the synthetic world, and with no --checkpoint to the demo checkpoint
+shipped in fnac/weights, and the window says so. The window's process never imports torch: the
+model runs in the inference worker."""
+
+DEMO_DOC = """The live app on whatever this machine has.
+
+With a display it opens the live window (camera and microphone when present, else the synthetic
+world and the shipped demo checkpoint). Without one it runs the same multi-process pipeline
+headless on the synthetic world for --seconds and writes demo.mp4 (annotated) and summary.json
+into --out: fps, capture->result latency percentiles, pointing accuracy (the fraction of sounding
+frames whose peak lies in the sounding object's box) and mean box IoU."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("live", help="the live window (PyQt6)", description=LIVE_DOC)
+    p.add_argument(
+        "--source",
+        default=None,
+        help="camera index or URL, video file, or 'synthetic' (default: camera 0, else synthetic)",
+    )
+    p.add_argument(
+        "--mic",
+        default=None,
+        help="microphone paired with a camera: 'mic', 'mic:NAME' or 'mic:INDEX' "
+        "(default: the default input when a camera is used)",
+    )
+    p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
+    add_engine_flags(p)
+    p.add_argument("--save-dir", default="fnac-live", help="snapshots and recordings")
+    add_standby_flag(p)
+    p.add_argument(
+        "--seconds", type=positive_float, default=None, help="close the window after this long"
+    )
+    p.add_argument("--screenshot", default=None, help="save the window as PNG when it closes")
+    p.set_defaults(func=live_command)
+
+    p = sub.add_parser(
+        "demo", help="the live app: a window, or a headless run", description=DEMO_DOC
+    )
+    p.add_argument(
+        "--out", default="demo-output", help="headless: where demo.mp4 and summary.json go"
+    )
+    p.add_argument("--seconds", type=positive_float, default=20.0, help="headless: how long to run")
+    p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
+    add_engine_flags(p)
+    add_standby_flag(p)
+    p.add_argument("--headless", action="store_true", help="no window even with a display")
+    p.set_defaults(func=demo_command)
+
+
+def _window(
+    args: argparse.Namespace,
+    source: str | None,
+    mic: str | None,
+    save_dir: str,
+    seconds: float | None,
+    screenshot: str | None,
+) -> int:
+    from gui.live import choose_settings, require_display, run_window
+    from realtime.pipeline import standby_wanted
+
+    require_display()  # before any camera is probed
+    settings = choose_settings(
+        source,
+        mic,
+        shipped_checkpoint(args.checkpoint),
+        shipped=args.checkpoint is None,
+        backend=args.backend,
+        engine_dir=args.engine,
+        save_dir=save_dir,
+        standby=standby_wanted(args.standby),
+    )
+    return run_window(settings, seconds, screenshot)
+
+
+def live_command(args: argparse.Namespace) -> int:
+    return _window(args, args.source, args.mic, args.save_dir, args.seconds, args.screenshot)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from gui.live import has_display
+
+    if has_display() and not args.headless:
+        return _window(args, None, None, str(Path(args.out) / "live"), None, None)
+    from realtime.demo import headless_demo
+    from realtime.pipeline import LiveConfig, standby_wanted
+
+    checkpoint = shipped_checkpoint(args.checkpoint)
+    out = Path(args.out)
+    print(
+        f"no display: running the live pipeline headless on the synthetic world for "
+        f"{args.seconds:.0f} s ({Path(checkpoint).name}, {args.backend} backend)"
+    )
+    config = LiveConfig(
+        "synthetic",
+        checkpoint,
+        args.backend,
+        engine_dir=args.engine,
+        standby=standby_wanted(args.standby),
+    )
+    headless_demo(out, args.seconds, config)
+    print(f"wrote {out / 'demo.mp4'} and {out / 'summary.json'}")
+    return 0

@@ -1,0 +1,345 @@
+"""The live pipeline as one object: the capture and inference workers under a supervisor, seen from
+the process that reads their results, and the sinks that results go to.
+
+``LivePipeline(LiveConfig(...))`` is what ``fnac run``, ``fnac demo``, ``fnac soak``, ``fnac bench``
+and the window's feed use; ``run_live`` reads it into the sinks until the source ends, a time
+passes or the user stops it. No torch here: the window's process imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from realtime.backends import DEFAULT_BACKEND
+from realtime.messages import (
+    CaptureSpec,
+    EndOfStream,
+    Heartbeat,
+    InferenceSpec,
+    LiveResult,
+    Ready,
+    StandbyReady,
+    WorkerError,
+    result_from_wire,
+    status_from_wire,
+)
+from realtime.scoring import RunScore
+from realtime.stats import Rolling
+from realtime.wire import WireError
+
+# Loading the spare takes a share of the cores for seconds, and the spare holds a model's memory;
+# with fewer cores it is only started when asked for.
+STANDBY_MIN_CPUS = 4
+
+
+def standby_wanted(asked: bool | None) -> bool:
+    """``--standby`` / ``--no-standby`` as given, else whether this machine has the cores."""
+    return asked if asked is not None else (os.cpu_count() or 1) >= STANDBY_MIN_CPUS
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """What a live run is made of. ``source=None`` starts no capture worker: the inference worker
+    binds ``listen`` (a tcp:// address; CURVE ``server_keys`` unless it is loopback) and ``fnac
+    capture`` on another host connects to it."""
+
+    source: str | None
+    checkpoint: str
+    backend: str = DEFAULT_BACKEND
+    engine_dir: str | None = None  # tensorrt: the folder of fnac export
+    sample_rate: int | None = None  # overrides the checkpoint's
+    realtime: bool = True  # False: a file is read as fast as it decodes
+    audio_rate_hz: float = 10.0  # audio embeddings per second of stream
+    listen: str | None = None
+    server_keys: dict[str, bytes] | None = None
+    standby: bool = False  # a warm spare inference worker
+    seconds: float | None = None  # the synthetic source's length (None: endless)
+
+
+class PipelineError(RuntimeError, ValueError):
+    """The live pipeline could not start or keep going; the message says which worker and why."""
+
+
+def _quiet(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class LivePipeline:
+    """The workers of one live run. Use as a context manager: the workers stop and the ipc folder
+    goes on exit. ``ready`` is what the inference worker said of its model once it started."""
+
+    def __init__(self, config: LiveConfig, say: Callable[[str], None] | None = None) -> None:
+        import zmq
+
+        from realtime.supervisor import Supervisor
+        from realtime.transport import Channel, check_exposure, ipc_endpoint, private_dir
+        from realtime.workers import inference_main
+
+        self.config = config
+        self.say = say or _quiet
+        if config.source is None:
+            if not config.listen:
+                raise PipelineError("give a source, or an address to listen on for fnac capture")
+            keys = config.server_keys
+            check_exposure(config.listen, keys.get("secret") if keys else None)
+        self.folder = private_dir()
+        ends = {k: ipc_endpoint(self.folder, k) for k in ("frames", "results", "status")}
+        self.ends = ends
+        self.context = zmq.Context()
+        self.status = Channel(self.context, zmq.PULL, ends["status"], bind=True)
+        self.results = Channel(self.context, zmq.SUB, ends["results"], bind=False, hwm=100)
+        remote = config.source is None
+        inference = InferenceSpec(
+            checkpoint=config.checkpoint,
+            inputs=config.listen if remote else ends["frames"],  # type: ignore[arg-type]
+            results=ends["results"],
+            status=ends["status"],
+            backend=config.backend,
+            engine_dir=config.engine_dir,
+            sample_rate=config.sample_rate,
+            audio_rate_hz=config.audio_rate_hz,
+            curve=config.server_keys if remote else None,
+        )
+        self.supervisor = Supervisor(
+            {"inference": (inference_main, inference)},
+            standby={"inference"} if config.standby else set(),
+        )
+        self.ready: Ready | None = None
+        self.errors: dict[str, str] = {}  # worker -> the last error it reported
+        self.malformed = 0  # messages from the workers that did not follow the schema
+
+    @property
+    def engine(self) -> str:
+        return self.ready.engine if self.ready else ""
+
+    def _statuses(self, timeout_ms: int = 0):
+        """The status link's messages, typed; malformed ones counted and dropped."""
+        first = self.status.recv(timeout_ms=timeout_ms) if timeout_ms else None
+        for msg in ([first] if first else []) + self.status.drain():
+            try:
+                yield status_from_wire(msg)
+            except WireError:
+                self.malformed += 1
+
+    def _await_ready(self, timeout_s: float = 120.0) -> Ready:
+        """The inference worker's ready message; its start-up error, or its death, raised."""
+        deadline = time.monotonic() + timeout_s
+        worker = self.supervisor.processes["inference"]
+        while time.monotonic() < deadline:
+            said = list(self._statuses(timeout_ms=200))
+            for status in said:
+                if isinstance(status, WorkerError) and status.worker == "inference":
+                    raise PipelineError(f"the inference worker could not start: {status.error}")
+                if isinstance(status, Ready):
+                    return status
+            if not said and not worker.is_alive():
+                raise PipelineError(
+                    f"the inference worker exited while starting (exit code {worker.exitcode})"
+                )
+        raise PipelineError(f"the inference worker did not start within {timeout_s:.0f} s")
+
+    def __enter__(self) -> LivePipeline:
+        from realtime.workers import capture_main
+
+        config = self.config
+        try:
+            self.supervisor.start("inference")
+            self.ready = ready = self._await_ready()
+            where = "the checkpoint's calibration" if ready.calibrated else "the defaults"
+            self.say(
+                f"engine: {ready.engine} (inference worker pid {ready.pid}); "
+                f"sounding threshold {ready.score_mid:.3f} from {where}"
+            )
+            if config.source is None:
+                self.say(f"listening for fnac capture on {config.listen}")
+                return self
+            capture = CaptureSpec(
+                source=config.source,
+                frames=self.ends["frames"],
+                status=self.ends["status"],
+                realtime=config.realtime,
+                # the synthetic world sounds at the model's rate: its class identities depend
+                # on the rate, and this is the rate a checkpoint trained on the world has heard
+                sample_rate=ready.sample_rate,
+                seconds=config.seconds,
+            )
+            self.supervisor.specs["capture"] = (capture_main, capture)
+            self.supervisor.start("capture")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def next(self, timeout_ms: int = 200) -> LiveResult | EndOfStream | None:
+        """The next result or the end of the stream, None when none came in time; restarts and
+        worker errors are reported through ``say`` on the way."""
+        for event in self.supervisor.check():
+            self.say(f"\n{event}")
+        for status in self._statuses():
+            if isinstance(status, StandbyReady):  # a spare, loaded: not the active worker
+                self.say(f"\n{status.worker} standby ready (pid {status.pid})")
+                continue
+            if isinstance(status, WorkerError):
+                self.errors[status.worker] = status.error
+                self.say(f"\n{status.worker} worker: {status.error}")
+                continue
+            if isinstance(status, (Heartbeat, Ready)):  # alive and well
+                self.supervisor.beat(status.worker)
+            if isinstance(status, Ready):
+                self.ready = status
+                self.say(f"\ninference worker back (pid {status.pid})")
+        for name, why in self.supervisor.gave_up.items():
+            last = f"; its last error: {self.errors[name]}" if name in self.errors else ""
+            raise PipelineError(
+                f"the {name} worker {why} and kept failing when restarted, so it was given up{last}"
+            )
+        msg = self.results.recv(timeout_ms=timeout_ms)
+        if msg is None:
+            return None
+        if msg.kind == "status" and msg.meta.get("end_of_stream"):
+            return EndOfStream(msg.seq)
+        try:
+            return result_from_wire(msg)
+        except WireError:
+            self.malformed += 1
+            return None
+
+    def close(self) -> None:
+        self.supervisor.stop()
+        self.status.close()
+        self.results.close()
+        self.context.term()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Sinks:
+    """Where a run's results go: one JSON line per processed frame and an annotated mp4."""
+
+    def __init__(self, jsonl: str | None, video: str | None) -> None:
+        self.jsonl = open(jsonl, "w") if jsonl else None  # noqa: SIM115 (closed in close())
+        self.video_path = video
+        self.writer = None
+
+    def write(self, result: LiveResult) -> None:
+        if self.jsonl:
+            record = {
+                "frame": result.frame,
+                "t": round(result.pts, 4),
+                "map": np.round(result.raw_map, 4).tolist(),
+                "peak": list(result.peak),
+                "box": list(result.box),
+                "confidence": round(result.confidence, 4),
+                "sounding": result.sounding,
+                "latency_ms": round(1000 * (result.stamps["publish"] - result.capture_time), 2),
+            }
+            self.jsonl.write(json.dumps(record) + "\n")
+        if self.video_path:
+            self._frame(result)
+
+    def _frame(self, result: LiveResult) -> None:
+        import cv2
+
+        from realtime.render import Style, annotate
+
+        image = result.image
+        if self.writer is None:
+            h, w = image.shape[:2]
+            self.writer = cv2.VideoWriter(
+                self.video_path, cv2.VideoWriter_fourcc(*"mp4v"), 30, (w, h)
+            )
+        rgb = annotate(image[:, :, ::-1], result, Style())
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        cv2.putText(
+            bgr,
+            f"confidence {result.confidence:.2f}",
+            (8, 20),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (255, 255, 255),
+            1,
+        )
+        self.writer.write(bgr)
+
+    def close(self) -> None:
+        if self.jsonl:
+            self.jsonl.close()
+        if self.writer is not None:
+            self.writer.release()
+
+
+def run_live(
+    pipeline: LivePipeline,
+    sinks: Sinks,
+    seconds: float | None = None,
+    status_line: bool = True,
+    on_result: Callable[[LiveResult], None] | None = None,
+) -> dict[str, Any]:
+    """Read results until the source ends, ``seconds`` pass, or SIGINT / SIGTERM; write each to
+    the sinks (and give it to ``on_result``); returns the run's summary (``realtime.scoring``:
+    speed, and localization when the source carries ground truth)."""
+    stopping = {"flag": False}
+
+    def stop(*_):
+        stopping["flag"] = True
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    score = RunScore()
+    rolling = Rolling(window=300)  # the status line's window
+    start = time.monotonic()
+    try:
+        while not stopping["flag"]:
+            if seconds is not None and time.monotonic() - start >= seconds:
+                break
+            result = pipeline.next()
+            if result is None:
+                continue
+            if isinstance(result, EndOfStream):
+                break
+            now = time.monotonic()
+            latency = now - result.capture_time
+            score.add(result, latency)
+            rolling.add(now, latency)
+            sinks.write(result)
+            if on_result is not None:
+                on_result(result)
+            if status_line:
+                print(
+                    f"\r{rolling.fps:5.1f} fps  latency p50 {rolling.latency_ms(50):6.1f} ms  "
+                    f"dropped {score.dropped}  frames {score.frames}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return score.summary(time.monotonic() - start)
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """One line for people: speed, and localization when it was scored."""
+    lat = summary["latency_ms"]
+    text = (
+        f"processed {summary['frames']} frames in {summary['seconds']:.1f} s "
+        f"({summary['fps']:.1f} fps), capture->result latency p50 {lat['p50']:.0f} / "
+        f"p95 {lat['p95']:.0f} / p99 {lat['p99']:.0f} ms, dropped {summary['dropped']} stale frames"
+    )
+    if summary["pointing_accuracy"] is not None:
+        text += (
+            f"; pointing accuracy {summary['pointing_accuracy']:.3f}, mean box IoU "
+            f"{summary['mean_box_iou']:.3f} over {summary['scored_frames']} sounding frames"
+        )
+    return text

@@ -1,0 +1,56 @@
+"""The engine registry: a backend's name -> an engine for a model, for every command and worker.
+
+The names (``realtime.backends``) are torch-free so that parsers and the window can list them; this
+module imports the backends' modules, which import ``realtime.engines`` and nothing above them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from fnac.config import AudioConfig, ImageConfig
+from fnac.model import FNAC
+from realtime.backends import BACKENDS, default_engine_dir
+from realtime.engines import CompileEngine, CpuEngine, Engine
+
+
+def make_engine(
+    name: str,
+    model: FNAC,
+    device: str | None = None,
+    image_size: int | None = None,
+    spec_frames: int | None = None,
+    engine_dir: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+) -> Engine:
+    """The backend called ``name`` for ``model``. Shapes and the checkpoint's path default to what
+    ``model.info`` records (``load_checkpoint`` sets it). ``tensorrt`` loads the engines that
+    ``fnac export`` built from ``engine_dir``, by default the folder ``fnac export`` writes for
+    the checkpoint (``default_engine_dir``)."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    info = getattr(model, "info", None)
+    audio = info.audio if info else AudioConfig()
+    image_size = image_size or (info.image.size if info else ImageConfig().size)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "eager":
+        return Engine(model, device)
+    if name == "cpu":
+        return CpuEngine(model)
+    if name == "compile":
+        return CompileEngine(model, device)
+    if name == "int8":
+        from realtime.quantize import Int8Engine
+
+        return Int8Engine(model, audio, ImageConfig(size=image_size))
+    from realtime.tensorrt import TensorRTEngine
+
+    checkpoint = checkpoint or (info.path if info else None)
+    if checkpoint is None:
+        raise ValueError("the tensorrt backend needs the checkpoint its engines were built from")
+    folder = Path(engine_dir) if engine_dir else default_engine_dir(checkpoint)
+    return TensorRTEngine(
+        model, folder, Path(checkpoint), image_size, spec_frames or audio.n_frames()
+    )
