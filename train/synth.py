@@ -122,7 +122,9 @@ def sample_scene(world: World, config: SynthConfig, split: str, index: int) -> S
 def stream_script(world: World, config: SynthConfig, index: int) -> StreamScript:
     """The script ``synthesize`` writes as ``streams/stream_<index>.mp4``."""
     rng = np.random.default_rng([config.seed, SPLIT_CODES["stream"], index])
-    return world.stream(rng, config.stream_seconds, config.stream_fps, config.stream_size)
+    return StreamScript.draw(
+        world, rng, config.stream_seconds, config.stream_fps, config.stream_size
+    )
 
 
 def normalised_box(box: Iterable[int], width: int, height: int) -> list[float]:
