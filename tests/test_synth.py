@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.synth import SynthConfig, register, sample_scene, stream_script, synthesize
+from train.commands import register
+from train.synth import SynthConfig, sample_scene, stream_script, synthesize
 from train.synth_stream import StreamScript
 from train.synth_world import COLOURS, World, WorldConfig
 

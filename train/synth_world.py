@@ -10,9 +10,10 @@ from seeds, never from a generator shared between calls:
   pitch, rhythm and loudness jitter), so classes are learnable but not trivially separable.
 - ``World.scene(rng, ...)`` -> ``Scene``: a cluttered background, 0-2 sounding objects and 0-3
   silent objects of other classes, the mixture audio, each source's own signal and the boxes.
-- ``train.synth_stream.StreamScript.draw(world, rng, ...)``: a deterministic video + audio script
-  for the live pipeline, built on this module (which knows nothing of streams). Objects move linearly, bouncing off the borders, and the sounding object changes
-  every 2-4 s (with short silent gaps). Frame ``i`` and any audio range ``[n0, n1)`` can be asked
+- ``train.synth_stream.StreamScript.draw(world, rng, ...)``: a deterministic video + audio
+  script for the live pipeline, built on this module (which knows nothing of streams). Objects
+  move linearly, bouncing off the borders, and the sounding object changes every 2-4 s (with
+  short silent gaps). Frame ``i`` and any audio range ``[n0, n1)`` can be asked
   for in any order: each sounding segment's signal and each block of background noise is drawn
   from a generator seeded by (world seed, stream key, segment or block index).
 
