@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from fnac.flags import sample_rate, unit
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,12 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", required=True, help="WAV file; its centred 3 s are used")
     p.add_argument(
         "--sample-rate",
-        type=int,
+        type=sample_rate,
         default=None,
         help="rate the model was trained at (published checkpoints record none)",
     )
     p.add_argument("--out", default=None, help="write the overlay PNG here")
-    p.add_argument("--opacity", type=float, default=0.5)
+    p.add_argument("--opacity", type=unit, default=0.5, help="of the heatmap over the image")
     p.add_argument("--colormap", default="jet")
     p.add_argument("--json", action="store_true", help="print the raw map and peak as JSON")
     p.set_defaults(func=localize_command)
@@ -34,32 +36,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print what a checkpoint file records, as JSON.",
     )
     p.add_argument("checkpoint")
-    p.add_argument("--sample-rate", type=int, default=None)
+    p.add_argument("--sample-rate", type=sample_rate, default=None)
     p.set_defaults(func=info_command)
 
 
 def localize_command(args: argparse.Namespace) -> int:
-    import numpy as np
-    from PIL import Image
-
     from fnac.checkpoint import load_checkpoint
-    from fnac.image import load_image
-    from fnac.overlay import blend
-    from fnac.predict import localize_files
+    from fnac.predict import localize_image
 
     model = load_checkpoint(args.checkpoint, sample_rate=args.sample_rate)
-    image = np.asarray(load_image(args.image))
-    raw, heat = localize_files(model, args.image, args.audio, size=image.shape[:2])
-    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    found = localize_image(model, args.image, args.audio, args.out, args.opacity, args.colormap)
+    x, y = found.peak
     if args.out:
-        Image.fromarray(blend(image, heat, args.opacity, args.colormap)).save(args.out)
         print(f"wrote {args.out}")
     if args.json:
-        print(json.dumps({"map": raw.round(5).tolist(), "peak": [int(x), int(y)]}))
+        print(json.dumps({"map": found.raw.round(5).tolist(), "peak": [x, y]}))
     elif not args.out:
+        height, width = found.image.shape[:2]
         print(
-            f"peak at x={x}, y={y} of {image.shape[1]}x{image.shape[0]}; "
-            f"raw map max {raw.max():.3f}, min {raw.min():.3f}"
+            f"peak at x={x}, y={y} of {width}x{height}; "
+            f"raw map max {found.raw.max():.3f}, min {found.raw.min():.3f}"
         )
     return 0
 

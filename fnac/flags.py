@@ -48,6 +48,7 @@ def number(
 
     parse.__name__ = f"{kind.__name__} in {span}"
     parse.range = span  # type: ignore[attr-defined]  (the parser-walking test reads it)
+    parse.bounds = (lo, hi)  # type: ignore[attr-defined]  (so a test can step outside them)
     return parse
 
 
@@ -59,16 +60,25 @@ non_negative_float = number(float, 0)
 fraction = number(float, 0, 1, hi_open=True)  # dropout and the like: [0, 1)
 unit = number(float, 0, 1)  # opacities, weights: [0, 1]
 any_int = number(int)  # seeds
+sample_rate = number(int, 1000)  # Hz: below 1 kHz little of any sound is left
 
 
 def field_type(kind: Any, bounds: tuple | None) -> Callable[[str], Any] | None:
     """The checked argparse type of a config field of annotation ``kind`` (``int``, ``float``,
-    ``X | None``); ``bounds`` from the field's metadata, as ``number``'s arguments after kind."""
-    base = next((t for t in (bool, int, float) if t == kind or t in getattr(kind, "__args__", ())), None)
+    ``X | None``, ``tuple[X, ...]``); ``bounds`` from the field's metadata, as ``number``'s
+    arguments after kind."""
+    args = getattr(kind, "__args__", ())
+    base = next((t for t in (bool, int, float) if t == kind or t in args), None)
     if base in (None, bool):
         return None
     lo, hi, *opens = bounds or (-INF, INF)
-    return number(base, lo, hi, lo_open=bool(opens and opens[0]), hi_open=len(opens) > 1 and opens[1])
+    return number(
+        base, lo, hi, lo_open=bool(opens and opens[0]), hi_open=len(opens) > 1 and opens[1]
+    )
+
+
+def _is_sequence(kind: Any) -> bool:
+    return getattr(kind, "__origin__", None) in (tuple, list)
 
 
 def add_dataclass_flags(
@@ -76,33 +86,45 @@ def add_dataclass_flags(
     config: type,
     only: tuple[str, ...] | None = None,
     suppress_defaults: bool = False,
+    skip: tuple[str, ...] = (),
 ) -> None:
     """One flag per field of the dataclass ``config`` (``--image-size`` for ``image_size``), with
     the field's ``help`` metadata and its default in the help; a numeric field is checked against
-    its ``range`` metadata. ``suppress_defaults``: only the flags given land in the namespace (for
-    configs resolved from several layers, as ``fnac train``'s)."""
+    its ``range`` metadata, a ``tuple[X, ...]`` field takes one or more values, a field without a
+    default is a required flag. ``only`` / ``skip``: the fields to flag or to leave to hand-written
+    flags (a positional, a ``WIDTHxHEIGHT``). ``suppress_defaults``: only the flags given land in
+    the namespace (for configs resolved from several layers, as ``fnac train``'s)."""
     hints = get_type_hints(config)
     for f in fields(config):
-        if only is not None and f.name not in only:
+        if (only is not None and f.name not in only) or f.name in skip:
             continue
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata.get('help', '')} (default: {default})".strip()
-        kwargs: dict[str, Any] = {
-            "dest": f.name,
-            "default": argparse.SUPPRESS if suppress_defaults else default,
-            "help": help_text,
-        }
+        kwargs: dict[str, Any] = {"dest": f.name}
+        notes = []  # shown after the field's help: its range, its default
         kind = hints[f.name]
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
-            continue
+        if _is_sequence(kind):
+            kwargs["nargs"] = "+"
+            kind = kind.__args__[0]
         checked = field_type(kind, f.metadata.get("range"))
         if checked is not None:
             kwargs["type"] = checked
+            if f.metadata.get("range"):
+                notes.append(f"in {checked.range}")  # type: ignore[attr-defined]
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
-        parser.add_argument(flag, **kwargs)
+        if f.default is MISSING and f.default_factory is MISSING:  # type: ignore[misc]
+            kwargs["required"] = True
+        else:
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            kwargs["default"] = argparse.SUPPRESS if suppress_defaults else default
+            shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else default
+            notes.append(f"default: {shown}")
+        text = f.metadata.get("help", "")
+        kwargs["help"] = f"{text} ({'; '.join(notes)})".strip() if notes else text
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            parser.add_argument(flag, **kwargs)
 
 
 def dataclass_values(args: argparse.Namespace, config: type) -> dict[str, Any]:

@@ -79,10 +79,6 @@ class FNAC(nn.Module):
         x = self.aud_proj(self.aud_dropout(x))  # (B, D)
         return F.normalize(x, dim=1)
 
-    def similarity(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """All pairs: (B, D, h, w), (M, D) -> (B, M, h, w), S[n, m] = <v_n, a_m> / tau."""
-        return torch.einsum("nchw,mc->nmhw", v, a) / self.tau
-
     def localize(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Matched pairs: (B, D, h, w), (B, D) -> (B, h, w), the raw map S[i, i]."""
         return torch.einsum("nchw,nc->nhw", v, a) / self.tau

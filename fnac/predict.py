@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,35 @@ def localize_files(
     size = size or (image_cfg.size, image_cfg.size)
     heat = heatmap(raw, size=size, mode=mode)
     return raw[0].cpu().numpy(), heat[0].cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Localization:
+    """Where the sound of an audio file is in an image, at the image's own size."""
+
+    raw: np.ndarray  # (h, w) raw similarity map / tau
+    heat: np.ndarray  # (H, W) heatmap in [0, 1]
+    image: np.ndarray  # (H, W, 3) uint8 RGB, as read
+    peak: tuple[int, int]  # (x, y) of the hottest pixel
+
+
+def localize_image(
+    model: FNAC,
+    image_path: str | Path,
+    audio_path: str | Path,
+    overlay: str | Path | None = None,
+    opacity: float = 0.5,
+    colormap: str = "jet",
+) -> Localization:
+    """``localize_files`` at the image's size, and the heatmap blended over the image as a PNG at
+    ``overlay`` when given: what ``fnac localize`` and ``fnac tour`` show of one pair."""
+    from PIL import Image
+
+    from fnac.overlay import blend
+
+    image = np.asarray(load_image(image_path))
+    raw, heat = localize_files(model, image_path, audio_path, size=image.shape[:2])
+    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    if overlay is not None:
+        Image.fromarray(blend(image, heat, opacity, colormap)).save(overlay)
+    return Localization(raw, heat, image, (int(x), int(y)))

@@ -33,11 +33,13 @@ def calibration_inputs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` frames (count, 3, S, S) and spectrograms (count, 1, F, T) of the synthetic world's
     stream, preprocessed exactly as the live stage does it."""
+    from train.synth_stream import StreamScript
     from train.synth_world import World, WorldConfig
 
     world = World(WorldConfig(sample_rate=audio.sample_rate, seed=seed))
     fps, window = 2.0, audio.window_samples
-    script = world.stream(np.random.default_rng(seed), count / fps + audio.window_s, fps=fps)
+    rng = np.random.default_rng(seed)
+    script = StreamScript.draw(world, rng, count / fps + audio.window_s, fps=fps)
     frames, waves = [], []
     for i in range(count):
         rgb, _ = script.render(i)

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from realtime.messages import AudioPacket, FramePacket
+from train.media import VIDEO_SUFFIXES, decoded_audio  # one home for what a video file is
 
 log = logging.getLogger(__name__)
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 URL_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://", "file://")
 
 
@@ -116,11 +116,13 @@ class SyntheticSource(Source):
         block: int = 1024,
         realtime: bool = True,
     ) -> None:
+        from train.synth_stream import StreamScript
         from train.synth_world import World, WorldConfig
 
         super().__init__(realtime=realtime)
         world = World(WorldConfig(classes=classes, sample_rate=sample_rate, seed=seed))
-        self.script = world.stream(np.random.default_rng(seed), seconds, fps=fps, size=size)
+        rng = np.random.default_rng(seed)
+        self.script = StreamScript.draw(world, rng, seconds, fps=fps, size=size)
         self.fps, self.rate, self.block, self.seconds = fps, sample_rate, block, seconds
         self.names = world.class_names
 
@@ -183,12 +185,7 @@ class FileSource(Source):
                         yield FramePacket(frame_no, self.pace(pts), pts, image)
                         frame_no += 1
                     else:
-                        data = decoded.to_ndarray()
-                        if not decoded.format.is_planar:
-                            data = data.reshape(-1, len(decoded.layout.channels)).T
-                        from fnac.audio import pcm_to_float
-
-                        mono = pcm_to_float(data).mean(axis=0)
+                        mono = decoded_audio(decoded).mean(axis=0)
                         yield AudioPacket(seq, self.pace(pts), pts, mono, decoded.sample_rate)
                         seq += 1
         except av.error.FFmpegError as exc:

@@ -197,9 +197,3 @@ def authenticate_clients(context: zmq.Context, client_public: bytes):
     auth.start()
     auth.configure_curve_callback("*", _AllowedClients({client_public}))
     return auth
-
-
-def endpoint_dir_is_private(endpoint: str) -> bool:
-    if not endpoint.startswith("ipc://"):
-        return True
-    return (os.stat(Path(endpoint[6:]).parent).st_mode & 0o077) == 0

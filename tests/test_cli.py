@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -38,6 +40,7 @@ def files(tmp_path_factory):
     write_png(root / "frame.png", rng.integers(0, 255, (90, 120, 3), dtype=np.uint8))
     write_wav(root / "clip.wav", rng.uniform(-0.5, 0.5, 22050 * 4), 22050)
     (root / "garbage.pth").write_bytes(rng.bytes(3000))
+    (root / "small-batch.json").write_text('{"batch_size": 1}')  # a layer flags do not check
     return root
 
 
@@ -129,10 +132,12 @@ def test_localize_writes_an_overlay(files):
             "not a readable WAV",
         ),
         (["train", "--data", "{root}/nowhere"], "does not exist"),
-        (["train", "--data", "{root}", "--batch-size", "1"], "batch-size must be at least 2"),
+        (
+            ["train", "--data", "{root}", "--config", "{root}/small-batch.json"],
+            "batch-size must be at least 2",
+        ),
         (["eval", "--checkpoint", "{root}/model.pth", "--data", "{root}"], "cannot tell"),
         (["export", "--checkpoint", "{root}/model.pth", "--out", "{root}/engine"], "tensorrt"),
-        (["experiment", "--dropout-img", "1.5", "--out", "{root}/fn"], "must be in [0, 1)"),
         (["bench", "--backends", "int8,magic"], "unknown backend magic: choose from cpu"),
     ],
 )
@@ -142,6 +147,83 @@ def test_bad_input_gives_one_clear_line(files, args, message):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "fnac: error:" in result.stderr and message in result.stderr
+
+
+def every_command() -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's parser, as fnac.cli builds them."""
+    from fnac.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _takes_a_number(action: argparse.Action) -> bool:
+    values = action.default if isinstance(action.default, (list, tuple)) else [action.default]
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return action.type in (int, float) or hasattr(action.type, "range") or bool(numbers)
+
+
+def _outside(bounds: tuple[float, float]) -> str:
+    lo, hi = bounds
+    return str(lo - 1) if math.isfinite(lo) else str(hi + 1) if math.isfinite(hi) else "nan"
+
+
+def test_every_numeric_flag_is_checked_when_parsed(capsys):
+    commands = every_command()
+    assert list(commands) == [
+        "localize", "info", "synth", "pretrain-image", "train", "eval", "bench-train",
+        "experiment", "tour", "run", "bench", "soak", "export", "devices", "keys", "capture",
+        "live", "demo",
+    ]  # fmt: skip
+    checked = []
+    for name, parser in commands.items():
+        needed = []  # the positionals and required flags, so only the flag under test is wrong
+        for action in parser._actions:
+            if action.required:
+                needed += [*action.option_strings[:1], "x"]
+        for action in parser._actions:
+            if not action.option_strings or not _takes_a_number(action):
+                continue
+            flag = f"fnac {name} {action.option_strings[0]}"
+            assert hasattr(action.type, "range"), f"{flag} takes a number unchecked"
+            bad = _outside(action.type.bounds)
+            with pytest.raises(SystemExit) as exit_:
+                parser.parse_args([*needed, f"{action.option_strings[0]}={bad}"])
+            err = capsys.readouterr().err
+            assert exit_.value.code == 2, flag
+            assert action.option_strings[0] in err and action.type.range in err, (flag, err)
+            checked.append(flag)
+    assert len(checked) > 60  # every command's numbers, not a parser that lost its flags
+    assert {
+        "fnac train --batch-size",
+        "fnac experiment --classes",
+        "fnac localize --opacity",
+        "fnac run --seconds",
+        "fnac soak --every",
+        "fnac demo --seconds",
+    } <= {*checked}
+
+
+@pytest.mark.parametrize(
+    "command, flag, value, message",
+    [
+        ("train", "--batch-size", "1", "[2, inf)"),
+        ("experiment", "--dropout-img", "1.5", "[0, 1)"),
+        ("eval", "--alpha", "2", "[0, 1]"),
+        ("synth", "--classes", "65", "[2, 64]"),
+        ("tour", "--epochs", "zero", "'zero' is not a whole number in [1, inf)"),
+    ],
+)
+def test_a_bad_number_is_refused_with_its_range(capsys, command, flag, value, message):
+    parser = every_command()[command]
+    needed = [a.option_strings[0] for a in parser._actions if a.required and a.option_strings]
+    positional = [a for a in parser._actions if a.required and not a.option_strings]
+    argv = [a for f in needed for a in (f, "x")] + ["x"] * len(positional)
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args([*argv, flag, value])
+    assert exit_.value.code == 2
+    assert f"argument {flag}: " in (err := capsys.readouterr().err) and message in err
 
 
 def test_train_then_eval(av_root, tmp_path):

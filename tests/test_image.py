@@ -72,11 +72,13 @@ def test_fast_path_maps_stay_close_to_the_reference():
     """How far the live path's resize moves the maps (figures in the README)."""
     from fnac.heatmap import heatmap
     from fnac.model import FNAC
+    from train.synth_stream import StreamScript
     from train.synth_world import World, WorldConfig
 
     torch.manual_seed(0)
     model = FNAC().eval()
-    script = World(WorldConfig(classes=8)).stream(np.random.default_rng(0), 20.0, size=(640, 480))
+    world = World(WorldConfig(classes=8))
+    script = StreamScript.draw(world, np.random.default_rng(0), 20.0, size=(640, 480))
     frames = [script.frame(i * 45)[:, :, ::-1].copy() for i in range(6)]  # BGR, as OpenCV gives
     with torch.no_grad():
         a = model.encode_audio(torch.randn(1, 1, 257, 200)).expand(len(frames), -1)

@@ -149,10 +149,11 @@ def clip(tmp_path):
     """A 6 s synthetic stream as mp4 (H.264 + AAC at 16 kHz), 160x120 at 10 fps."""
     sys.path.insert(0, str(REPO))
     from train.synth import write_stream
+    from train.synth_stream import StreamScript
     from train.synth_world import World, WorldConfig
 
     world = World(WorldConfig(classes=8, sample_rate=16000))
-    script = world.stream(np.random.default_rng(0), 6.0, fps=10, size=(160, 120))
+    script = StreamScript.draw(world, np.random.default_rng(0), 6.0, fps=10, size=(160, 120))
     write_stream(tmp_path / "clip.mp4", script, world.class_names)
     return tmp_path / "clip.mp4"
 

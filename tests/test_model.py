@@ -8,6 +8,7 @@ import sys
 import torch
 
 from fnac.config import ModelConfig
+from fnac.losses import similarity_logits
 from fnac.model import FNAC
 
 
@@ -24,7 +25,7 @@ def test_shapes_and_unit_norms():
     assert v.shape == (2, 64, 7, 7) and a.shape == (2, 64) and maps.shape == (2, 7, 7)
     assert torch.allclose(v.norm(dim=1), torch.ones(2, 7, 7), atol=1e-5)
     assert torch.allclose(a.norm(dim=1), torch.ones(2), atol=1e-5)
-    assert torch.allclose(maps, model.similarity(v, a)[[0, 1], [0, 1]], atol=1e-5)
+    assert torch.allclose(maps, similarity_logits(v, a, model.tau)[[0, 1], [0, 1]], atol=1e-5)
     assert maps.abs().max() <= 1 / model.tau + 1e-3
 
 

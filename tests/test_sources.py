@@ -23,10 +23,11 @@ from realtime.sources import (
 def clip(tmp_path_factory) -> Path:
     """A 2 s synthetic stream as mp4 (H.264 + AAC), 160x120 at 10 fps, 16 kHz."""
     from train.synth import write_stream
+    from train.synth_stream import StreamScript
     from train.synth_world import World, WorldConfig
 
     world = World(WorldConfig(classes=8, sample_rate=16000))
-    script = world.stream(np.random.default_rng(0), 2.0, fps=10, size=(160, 120))
+    script = StreamScript.draw(world, np.random.default_rng(0), 2.0, fps=10, size=(160, 120))
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
     write_stream(path, script, world.class_names)
     return path

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.synth import SynthConfig, register, sample_scene, stream_script, synthesize
+from train.commands import register
+from train.synth import SynthConfig, sample_scene, stream_script, synthesize
+from train.synth_stream import StreamScript
 from train.synth_world import COLOURS, World, WorldConfig
 
 TINY = SynthConfig(
@@ -151,8 +153,10 @@ def test_classes_sound_and_look_different():
 
 def test_stream_frames_and_audio_are_deterministic_and_join():
     world = World(WorldConfig(classes=5, sample_rate=8000))
-    a = world.stream(np.random.default_rng(3), 12.0, fps=10, size=(160, 120), n_objects=3)
-    b = world.stream(np.random.default_rng(3), 12.0, fps=10, size=(160, 120), n_objects=3)
+    a, b = (
+        StreamScript.draw(world, np.random.default_rng(3), 12.0, 10, (160, 120), n_objects=3)
+        for _ in range(2)
+    )
     assert np.array_equal(a.frame(37), b.frame(37)) and a.objects(37) == b.objects(37)
     assert not np.array_equal(a.frame(0), a.frame(30))  # objects move
     n = a.n_samples
@@ -178,7 +182,7 @@ def test_stream_frames_and_audio_are_deterministic_and_join():
 
 def test_endless_stream_serves_any_time_in_any_order():
     world = World(WorldConfig(classes=2, sample_rate=8000))
-    script = world.stream(np.random.default_rng(9), None, fps=15, size=(64, 48))
+    script = StreamScript.draw(world, np.random.default_rng(9), None, fps=15, size=(64, 48))
     assert script.n_frames is None and len(script.movers) == 2
     late = script.audio(3_000_000, 3_004_000)  # about six minutes in, asked for first
     assert np.array_equal(late[1000:], script.audio(3_001_000, 3_004_000))

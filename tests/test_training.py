@@ -166,13 +166,11 @@ def test_evaluation_on_known_answers(tmp_path, rng):
 
 
 def test_false_negative_experiment_runs_and_reports(tmp_path):
-    import argparse
+    from train.experiment import ExperimentConfig, run_experiment
 
-    from train.experiment import run_experiment
-
-    args = argparse.Namespace(
+    settings = ExperimentConfig(
         out=str(tmp_path / "fn"),
-        classes=[3],
+        classes=(3,),
         seeds=2,
         train=8,
         test=4,
@@ -190,7 +188,7 @@ def test_false_negative_experiment_runs_and_reports(tmp_path):
         pretrain_steps=2,
         spec_masks=False,
     )
-    report = run_experiment(args)
+    report = run_experiment(settings)
     (row,) = report["table"]
     assert row["classes"] == 3 and row["same_class_per_sample"] == 1.0
     for loss in ("fnac", "contrastive"):
@@ -201,5 +199,5 @@ def test_false_negative_experiment_runs_and_reports(tmp_path):
     assert (tmp_path / "fn" / "world-k3" / "objects-resnet18.pth").is_file()
     config = json.loads((tmp_path / "fn" / "k3-fnac-seed0" / "config.json").read_text())
     assert config["dropout_img"] == 0.5 and config["loss"] == "fnac"
-    again = run_experiment(args)  # finished runs are reused, not retrained
+    again = run_experiment(settings)  # finished runs are reused, not retrained
     assert again["runs"] == report["runs"]

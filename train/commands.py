@@ -1,46 +1,113 @@
-"""Subcommands ``fnac train`` and ``fnac eval``."""
+"""The offline subcommands: ``fnac synth``, ``pretrain-image``, ``train``, ``eval``,
+``bench-train``, ``experiment`` and ``tour``.
+
+This is the one place of ``train`` that knows argparse: each command turns its flags into the
+config dataclass of a library function (``SynthConfig``, ``TrainConfig``, ``EvalConfig``, ...),
+calls it and prints what it did. Flags that mirror a config's fields are derived from it
+(``fnac.flags.add_dataclass_flags``), so their help, defaults and valid ranges live in one place.
+Heavy dependencies (torch) are imported inside the commands, so ``fnac --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-from dataclasses import fields
+import json
 from pathlib import Path
-from typing import Any, get_type_hints
 
+import train.experiment
+import train.throughput
+import train.tour
+from fnac.flags import add_dataclass_flags, dataclass_values
+from train.checkpoint_eval import EvalConfig
 from train.config import PRESETS, TrainConfig
+from train.experiment import ExperimentConfig
+from train.object_pretrain import PretrainConfig
+from train.synth import SynthConfig
+from train.throughput import BenchTrainConfig
+from train.tour import TourConfig
 
-log = logging.getLogger(__name__)
-
-
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field; only flags given on the command line override."""
-    hints = get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = hints[f.name]
-        if kind is bool:
-            p.add_argument(
-                flag,
-                dest=f.name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=f"{f.metadata.get('help', '')} (default {f.default})",
-            )
-            continue
-        base = next(
-            (t for t in (int, float, str) if t == kind or t in getattr(kind, "__args__", ())), str
-        )
-        p.add_argument(
-            flag,
-            dest=f.name,
-            type=base,
-            default=argparse.SUPPRESS,
-            help=f"{f.metadata.get('help', '')} (default {f.default})",
-        )
+# ------------------------------------------------------------------------------------ synth
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def _register_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="write the synthetic sounding-objects world (train, test sets, streams)",
+        description="Write the synthetic sounding-objects world under OUT in the published "
+        "layouts (VGGSound-style train, VGG-SS / Flickr test sets, duets, silent pairs, mp4 "
+        "streams). The same settings write the same files.",
+    )
+    p.add_argument("out", metavar="OUT", help="folder to write into")
+    add_dataclass_flags(p, SynthConfig, skip=("stream_size",))
+    p.add_argument(
+        "--stream-size",
+        default="x".join(map(str, SynthConfig().stream_size)),
+        help="WIDTHxHEIGHT of the streams (default %(default)s)",
+    )
+    p.set_defaults(func=synth_command)
+
+
+def synth_command(args: argparse.Namespace) -> int:
+    from train.synth import synthesize
+
+    try:
+        width, height = (int(v) for v in str(args.stream_size).lower().split("x"))
+    except ValueError as exc:
+        raise ValueError(
+            f"--stream-size {args.stream_size!r}: write it as WIDTHxHEIGHT, e.g. 640x480"
+        ) from exc
+    config = SynthConfig(**{**dataclass_values(args, SynthConfig), "stream_size": (width, height)})
+    s = synthesize(args.out, config)
+    c, p = s["counts"], s["paths"]
+    print(
+        f"wrote the synthetic world ({config.classes} classes, seed {config.seed}) to "
+        f"{s['out']} in {s['seconds']:.1f} s: {c['train']} training clips in {p['train']} "
+        f"(train.txt, classes.csv); {c['test']} test clips in {p['test']} (test.json, test.csv, "
+        f"Flickr-style Annotations/) and {p['flickr_test']}, with {c['silent_pairs']} silent "
+        f"pairs and {c['silent']} silent scenes (test_plus_silent.csv); {c['duet']} duets in "
+        f"{p['duet_test']}; {c['streams']} streams "
+        f"({', '.join(p['streams']) or 'none'}); class identities in {p['world']}."
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- pretrain-image
+
+
+def _register_pretrain_image(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pretrain-image",
+        help="train the synthetic world's stand-in for ImageNet ResNet-18 weights",
+        description="Train a ResNet-18 to name the one object in scenes of a synthetic world's "
+        "classes and save it in torchvision's ImageNet state-dict shape, for "
+        "`fnac train --imagenet-weights FILE` (the published recipe starts from ImageNet).",
+    )
+    p.add_argument("world", metavar="WORLD", help="the folder `fnac synth` wrote (world.json)")
+    p.add_argument("--out", required=True, help="weights file to write (.pth)")
+    add_dataclass_flags(
+        p, PretrainConfig, only=("images", "steps", "batch_size", "lr", "seed", "device")
+    )
+    p.set_defaults(func=pretrain_command)
+
+
+def pretrain_command(args: argparse.Namespace) -> int:
+    from train.object_pretrain import pretrain
+
+    config = PretrainConfig(**dataclass_values(args, PretrainConfig))
+    s = pretrain(args.world, args.out, config)
+    print(
+        f"wrote {s['out']}: ResNet-18 naming the {s['classes']} classes of the world at "
+        f"{s['image_size']} px, held-out accuracy {s['held_out_accuracy']:.3f}, "
+        f"{s['seconds']:.0f} s on {s['device']}. Use it with "
+        f"`fnac train --imagenet-weights {s['out']} ...`"
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------------------ train
+
+
+def _register_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train FNAC (or the contrastive baseline) on a dataset",
@@ -51,9 +118,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default=None)
     p.add_argument("--config", dest="config_file", default=None, help="JSON file of settings")
     p.add_argument("--resume", action="store_true", help="continue from OUT/latest.pth")
-    _add_config_flags(p)
+    # Only the flags given override: a preset or a config file may have set the others.
+    add_dataclass_flags(p, TrainConfig, suppress_defaults=True)
     p.set_defaults(func=train_command)
 
+
+def train_command(args: argparse.Namespace) -> int:
+    from train.config import resolve
+    from train.trainer import train
+
+    config = resolve(args.preset, args.config_file, dataclass_values(args, TrainConfig))
+    result = train(config, resume=args.resume)
+    best = result["best"]
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in best.items()) or "no test set given"
+    print(f"trained {result['epochs']} epochs -> {result['out']}/best.pth ({summary})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- eval
+
+
+def _register_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="evaluate a checkpoint on a test set (spec §5 protocol)",
@@ -61,19 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cIoU for AV, Obj and AV+Obj maps with bicubic and bilinear upsampling; multi-source "
         "figures on duet sets, AP / max-F1 on silent pairs.",
     )
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", required=True, help="test set root (or a synthetic world root)")
-    p.add_argument("--testset", default="auto", choices=["auto", "vggss", "flickr", "duet"])
-    p.add_argument("--annotations", default=None, help="vggss.json-style boxes")
-    p.add_argument("--ids", default=None, help="id csv (vggss_test.csv, flickr_test.csv, ...)")
-    p.add_argument("--pairs", default=None, help="silent pairs csv (*_test_plus_silent.csv)")
-    p.add_argument("--sample-rate", type=int, default=None)
-    p.add_argument("--alpha", type=float, default=0.4, help="AV weight in AV+Obj (published 0.4)")
-    p.add_argument(
-        "--imagenet-weights",
-        default=None,
-        help="ResNet-18 ImageNet weights for the Obj maps (default: torch hub cache)",
-    )
+    add_dataclass_flags(p, EvalConfig)
     p.add_argument("--json", dest="json_out", default=None, help="write the report here")
     p.add_argument(
         "--calibrate",
@@ -83,57 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "silent pairs (the score at max-F1); OUT may be the checkpoint itself",
     )
     p.add_argument("--plot", default=None, help="success-curve PNG (default: beside --json)")
-    p.add_argument("--overlays", default=None, help="write per-sample overlay PNGs here")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--device", default="auto")
     p.set_defaults(func=eval_command)
-
-
-def train_command(args: argparse.Namespace) -> int:
-    from train.config import resolve
-    from train.trainer import train
-
-    names = {f.name for f in fields(TrainConfig)}
-    overrides = {k: v for k, v in vars(args).items() if k in names}
-    config = resolve(args.preset, args.config_file, overrides)
-    result = train(config, resume=args.resume)
-    best = result["best"]
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in best.items()) or "no test set given"
-    print(f"trained {result['epochs']} epochs -> {result['out']}/best.pth ({summary})")
-    return 0
-
-
-def _testsets(args: argparse.Namespace) -> list[Any]:
-    """The test sets under --data: one, or each of a synthetic world's."""
-    from train.datasets import open_testset
-
-    root = Path(args.data)
-    world = [root / name for name in ("test", "flickr_test", "duet_test")]
-    if args.testset == "auto" and (root / "world.json").is_file():
-        return [open_testset(p) for p in world if p.is_dir()]
-    return [open_testset(root, args.testset, args.annotations, args.ids, args.pairs)]
-
-
-def _headline(report: dict[str, Any]) -> str:
-    if "multi_source" in report:
-        ms = report["multi_source"]
-        return f"multi-source cIoU@0.3 {ms['ciou@0.3']:.4f}, AUC {ms['auc']:.4f}"
-    lines = []
-    for mode, variants in report["results"].items():
-        for name, res in variants.items():
-            lines.append(
-                f"{name.upper():7s} {mode:8s} cIoU@0.5 {res['ciou@0.5']:.4f}  "
-                f"cIoU@0.3 {res['ciou@0.3']:.4f}  AUC {res['auc']:.4f}  "
-                f"mean {res['mean_ciou']:.4f}"
-            )
-    if "silent" in report and "ap" in report["silent"]:
-        lines.append(
-            f"silent pairs: AP {report['silent']['ap']:.4f}, "
-            f"max-F1 {report['silent']['max_f1']:.4f} at a map score of "
-            f"{report['silent']['score_at_max_f1']:.3f} (cosine; the live app's score_mid)"
-        )
-    return "\n  ".join(lines)
 
 
 _NO_SILENT_PAIRS = (
@@ -142,7 +165,7 @@ _NO_SILENT_PAIRS = (
 )
 
 
-def _calibrate(model, reports: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def _calibrate(model, reports: list[dict], out: str, data: str) -> None:
     """``--calibrate``: the score at max-F1 on the silent pairs becomes the checkpoint's
     ``score_mid``, where the live app's confidence is one half."""
     from fnac.checkpoint import save_calibrated
@@ -151,66 +174,120 @@ def _calibrate(model, reports: list[dict[str, Any]], args: argparse.Namespace) -
     if not silent:
         raise ValueError(_NO_SILENT_PAIRS + " (none of them could be loaded)")
     score = silent[0]["silent"]["score_at_max_f1"]
-    source = f"max-F1 on the silent pairs of {silent[0].get('root', args.data)}"
-    save_calibrated(args.calibrate, model, score, source)
-    silent[0]["silent"]["calibrated"] = str(args.calibrate)
-    print(f"wrote {args.calibrate}: the live app's sounding threshold (score_mid) is {score:.3f}")
+    source = f"max-F1 on the silent pairs of {silent[0].get('root', data)}"
+    save_calibrated(out, model, score, source)
+    silent[0]["silent"]["calibrated"] = str(out)
+    print(f"wrote {out}: the live app's sounding threshold (score_mid) is {score:.3f}")
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    import torch
+    from train.checkpoint_eval import evaluate_checkpoint, open_testsets, write_outputs
 
-    from fnac.checkpoint import load_checkpoint
-    from train.evaluate import evaluate, plot_success_curves, write_report
-    from train.imagenet import WeightsNotFound, object_saliency_model
-
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if args.device == "auto" else args.device)
-    )
-    model = load_checkpoint(args.checkpoint, sample_rate=args.sample_rate).to(device)
-    try:
-        obj_model = object_saliency_model(args.imagenet_weights).to(device)
-    except WeightsNotFound as exc:
-        if args.imagenet_weights:
-            raise
-        log.warning("%s: reporting the AV maps only", exc)
-        obj_model = None
-    reports = []
-    testsets = _testsets(args)
+    config = EvalConfig(**dataclass_values(args, EvalConfig))
+    testsets = open_testsets(config)
+    # Said before the evaluation, not after it.
     if args.calibrate and not any(getattr(t, "silent", None) for t in testsets):
-        raise ValueError(_NO_SILENT_PAIRS)  # said before the evaluation, not after it
+        raise ValueError(_NO_SILENT_PAIRS)
     if args.calibrate and Path(args.calibrate).is_dir():
         raise ValueError(f"--calibrate {args.calibrate} is a folder: give the file to write")
-    for testset in testsets:
-        overlays = Path(args.overlays) / testset.root.name if args.overlays else None
-        report = evaluate(
-            model,
-            testset,
-            model.info.audio,
-            model.info.image,
-            args.alpha,
-            obj_model,
-            overlays,
-            args.batch_size,
-            args.workers,
-        )
-        reports.append(report)
-        print(
-            f"{testset.kind} ({testset.root}, {report['samples']} samples):\n  {_headline(report)}"
-        )
+    model, reports = evaluate_checkpoint(config, testsets)
     if args.calibrate:
-        _calibrate(model, reports, args)
-    combined = reports[0] if len(reports) == 1 else {"testsets": reports}
-    combined = {"checkpoint": str(args.checkpoint), **combined}
-    if args.json_out:
-        write_report(combined, args.json_out)
-        print(f"wrote {args.json_out}")
-    plot = args.plot or (str(Path(args.json_out).with_suffix(".png")) if args.json_out else None)
-    if plot:
-        for i, report in enumerate(r for r in reports if "results" in r):
-            target = plot if i == 0 else str(Path(plot).with_name(f"{Path(plot).stem}-{i}.png"))
-            plot_success_curves(report, target)
-            print(f"wrote {target}")
+        _calibrate(model, reports, args.calibrate, config.data)
+    write_outputs(reports, config.checkpoint, args.json_out, args.plot)
     return 0
+
+
+# ------------------------------------------------------------------------------ bench-train
+
+
+def _register_bench_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench-train",
+        help="training samples/s: fnac train vs a plain fp32 loop",
+        description=train.throughput.__doc__,
+    )
+    add_dataclass_flags(p, BenchTrainConfig)
+    p.add_argument("--json", dest="json_out", default=None, help="write the figures here")
+    p.set_defaults(func=bench_train_command)
+
+
+def bench_train_command(args: argparse.Namespace) -> int:
+    from train.throughput import bench_train
+
+    settings = BenchTrainConfig(**dataclass_values(args, BenchTrainConfig))
+    res = bench_train(settings)
+    print(f"plain float32 eager loop: {res['plain_fp32_eager']['samples_per_s']:.2f} samples/s")
+    print(
+        f"fnac train ({res['fnac_train']['amp']}, channels_last, {settings.workers} workers): "
+        f"{res['fnac_train']['samples_per_s']:.2f} samples/s  -> x{res['speedup']:.2f}"
+    )
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+# ------------------------------------------------------------------------------- experiment
+
+
+def _register_experiment(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "experiment",
+        help="FNAC vs the contrastive baseline on the synthetic world",
+        description=train.experiment.__doc__,
+    )
+    add_dataclass_flags(p, ExperimentConfig)
+    p.set_defaults(func=experiment_command)
+
+
+def experiment_command(args: argparse.Namespace) -> int:
+    from train.experiment import markdown, run_experiment
+
+    settings = ExperimentConfig(**dataclass_values(args, ExperimentConfig))
+    report = run_experiment(settings)
+    print(markdown(report["table"]), end="")
+    out = Path(settings.out)
+    print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- tour
+
+
+def _register_tour(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tour",
+        help="synthesize, train, evaluate and localize, end to end",
+        description=train.tour.__doc__,
+    )
+    add_dataclass_flags(p, TourConfig)
+    p.set_defaults(func=tour_command)
+
+
+def tour_command(args: argparse.Namespace) -> int:
+    from train.tour import run_tour
+
+    config = TourConfig(**dataclass_values(args, TourConfig))
+    summary = run_tour(config)
+    print(
+        f"done in {summary['seconds']} s: test cIoU@0.5 {summary['test_ciou@0.5']:.3f}, "
+        f"AUC {summary['test_auc']:.3f}. See {config.out}/ (eval.json, eval.png, overlays/, "
+        "example-overlay.png, tour.pth)"
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Every offline subcommand, in the order ``fnac --help`` lists them."""
+    for add in (
+        _register_synth,
+        _register_pretrain_image,
+        _register_train,
+        _register_eval,
+        _register_bench_train,
+        _register_experiment,
+        _register_tour,
+    ):
+        add(sub)

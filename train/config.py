@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,22 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 INITS = ("imagenet", "random")
 
 
-def opt(default: Any, help: str) -> Any:
-    """A config field with its reason, which ``fnac train --help`` shows."""
-    return field(default=default, metadata={"help": help})
+INF = math.inf
+# Ranges of numeric fields, as ``fnac.flags.number``'s (lo, hi, lo_open, hi_open).
+AT_LEAST_0, AT_LEAST_1, ABOVE_0 = (0, INF), (1, INF), (0, INF, True)
+DROPOUT = (0, 1, False, True)  # [0, 1): a dropout of 1 zeroes everything
+
+
+def opt(default: Any, help: str, bounds: tuple | None = None, choices: tuple | None = None) -> Any:
+    """A config field with its reason, which ``fnac train --help`` shows; ``bounds``: the valid
+    range of a number, ``choices``: the valid values, both checked by its flag when it is parsed
+    (``fnac.flags.add_dataclass_flags``)."""
+    metadata: dict[str, Any] = {"help": help}
+    if bounds is not None:
+        metadata["range"] = bounds
+    if choices is not None:
+        metadata["choices"] = choices
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -26,35 +40,37 @@ class TrainConfig:
     test_kind: str = opt("auto", "auto, vggss, flickr or duet (auto: from the folder)")
     test_annotations: str | None = opt(None, "vggss.json-style boxes of the test set")
     test_ids: str | None = opt(None, "id csv of the test set (vggss_test.csv, ...)")
-    epochs: int = opt(20, "published: 20-30")
-    batch_size: int = opt(128, "global batch, split across processes (published: 128 / 256)")
-    lr: float = opt(1e-4, "Adam, no schedule (published)")
-    weight_decay: float = opt(1e-4, "Adam weight decay (published)")
-    warmup: int = opt(3, "epochs of contrastive loss alone before the FNAC terms join")
+    epochs: int = opt(20, "published: 20-30", AT_LEAST_1)
+    batch_size: int = opt(
+        128, "global batch, split across processes (published: 128 / 256)", (2, INF)
+    )  # contrastive learning needs pairs
+    lr: float = opt(1e-4, "Adam, no schedule (published)", ABOVE_0)
+    weight_decay: float = opt(1e-4, "Adam weight decay (published)", AT_LEAST_0)
+    warmup: int = opt(3, "epochs of contrastive loss alone before the FNAC terms join", AT_LEAST_0)
     loss: str = opt("fnac", '"contrastive" = the EZ-VSL baseline')
-    w_fns_audio: float = opt(100.0, "weight of FNS-1 (published: 100)")
-    w_tns: float = opt(100.0, "weight of TNS (published: 100)")
-    w_fns_image: float = opt(100.0, "weight of FNS-2 (published: 100)")
-    dim: int = opt(512, "embedding size D (published: 512)")
-    tau: float = opt(0.03, "temperature (published: 0.03)")
-    dropout_img: float = opt(0.9, "dropout on the image map in training (published: 0.9)")
-    dropout_aud: float = opt(0.0, "dropout on the audio feature (published: 0)")
+    w_fns_audio: float = opt(100.0, "weight of FNS-1 (published: 100)", AT_LEAST_0)
+    w_tns: float = opt(100.0, "weight of TNS (published: 100)", AT_LEAST_0)
+    w_fns_image: float = opt(100.0, "weight of FNS-2 (published: 100)", AT_LEAST_0)
+    dim: int = opt(512, "embedding size D (published: 512)", AT_LEAST_1)
+    tau: float = opt(0.03, "temperature (published: 0.03)", ABOVE_0)
+    dropout_img: float = opt(0.9, "dropout on the image map in training (published: 0.9)", DROPOUT)
+    dropout_aud: float = opt(0.0, "dropout on the audio feature (published: 0)", DROPOUT)
     spec_masks: bool = opt(
         True,
         "published: one frequency and one time band of the log spectrogram set to 0 (far above "
         "a quiet clip's values: on small data the masks can drown the sound)",
     )
-    image_size: int = opt(224, "frame side; 224 gives the published 7x7 map")
-    sample_rate: int | None = opt(None, "None: the rate of the training audio")
-    window_s: float = opt(3.0, "seconds of audio per frame (published: 3)")
-    seed: int = opt(12345, "published seed")
-    workers: int = opt(2, "DataLoader worker processes per training process")
+    image_size: int = opt(224, "frame side; 224 gives the published 7x7 map", (32, INF))
+    sample_rate: int | None = opt(None, "None: the rate of the training audio", (1000, INF))
+    window_s: float = opt(3.0, "seconds of audio per frame (published: 3)", ABOVE_0)
+    seed: int = opt(12345, "published seed")  # any integer
+    workers: int = opt(2, "DataLoader worker processes per training process", AT_LEAST_0)
     amp: str = opt("auto", 'bf16 on CPUs with native bf16, bf16/fp16 on CUDA; "off" = float32')
     channels_last: bool = opt(True, "NHWC tensors: faster convolutions on CPU and GPU")
     init: str = opt("imagenet", "image encoder start: ImageNet weights (published) or random")
     imagenet_weights: str | None = opt(None, "file; default: torch's hub cache")
     device: str = opt("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
-    eval_every: int = opt(1, "evaluate every N epochs")
+    eval_every: int = opt(1, "evaluate every N epochs", AT_LEAST_1)
     tensorboard: bool = opt(True, "write TensorBoard scalars under OUT/tb")
     progress: bool = opt(True, "progress bar with the loss terms and samples/s")
     compact_best: bool = opt(

@@ -10,60 +10,63 @@ and the FNAC - baseline gap per K. Finished runs are reused, so an interrupted e
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from train.config import AT_LEAST_0, AT_LEAST_1, DROPOUT, INF, opt
+from train.synth_world import MAX_CLASSES
+
 log = logging.getLogger(__name__)
 LOSSES = ("fnac", "contrastive")
+INITS = ("world", "random", "imagenet")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "experiment",
-        help="FNAC vs the contrastive baseline on the synthetic world",
-        description=__doc__,
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The experiment's settings; the help and ranges are ``fnac experiment``'s flags."""
+
+    out: str = opt("runs/false-negatives", "folder of the worlds, the runs and the results")
+    classes: tuple[int, ...] = opt(
+        (4, 8, 16), "numbers of classes K, one world each", (2, MAX_CLASSES)
     )
-    p.add_argument("--out", default="runs/false-negatives")
-    p.add_argument("--classes", type=int, nargs="+", default=[4, 8, 16])
-    p.add_argument("--seeds", type=int, default=3, help="training seeds per (K, loss)")
-    p.add_argument("--train", type=int, default=2000, help="training scenes per world")
-    p.add_argument("--test", type=int, default=300)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--sample-rate", type=int, default=16000)
-    p.add_argument("--dim", type=int, default=512)
-    p.add_argument(
-        "--dropout-img",
-        type=float,
-        default=0.9,
-        help="dropout on the image map in training (published 0.9; the demo checkpoint's 0.5 "
-        "learns in fewer steps)",
+    seeds: int = opt(3, "training seeds per (K, loss)", AT_LEAST_1)
+    train: int = opt(2000, "training scenes per world", AT_LEAST_1)
+    test: int = opt(300, "test scenes per world", AT_LEAST_1)
+    epochs: int = opt(10, "training epochs per run", AT_LEAST_1)
+    warmup: int = opt(2, "epochs of contrastive loss alone before the FNAC terms join", AT_LEAST_0)
+    batch_size: int = opt(64, "batch (contrastive learning needs pairs)", (2, INF))
+    image_size: int = opt(224, "frame side", (32, INF))
+    sample_rate: int = opt(16000, "the worlds' audio rate in Hz", (8000, INF))
+    dim: int = opt(512, "embedding size D", AT_LEAST_1)
+    dropout_img: float = opt(
+        0.9,
+        "dropout on the image map in training (published 0.9; the demo checkpoint's 0.5 learns in "
+        "fewer steps)",
+        DROPOUT,
     )
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--init",
-        default="world",
-        choices=["world", "random", "imagenet"],
-        help="image encoder start: `world` trains `fnac pretrain-image` on each world first "
-        "(from random weights the maps do not localize on the world); imagenet: the real file",
+    workers: int = opt(2, "DataLoader worker processes", AT_LEAST_0)
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
+    init: str = opt(
+        "world",
+        "image encoder start: `world` trains `fnac pretrain-image` on each world first (from "
+        "random weights the maps do not localize on the world); imagenet: the real file",
+        choices=INITS,
     )
-    p.add_argument("--pretrain-images", type=int, default=2000, help="for --init world")
-    p.add_argument("--pretrain-steps", type=int, default=200, help="for --init world")
-    p.add_argument(
-        "--spec-masks",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="the published SpecAugment bands (off: they drown the world's quiet sounds)",
+    pretrain_images: int = opt(2000, "for --init world", AT_LEAST_1)
+    pretrain_steps: int = opt(200, "for --init world", AT_LEAST_1)
+    spec_masks: bool = opt(
+        False, "the published SpecAugment bands (off: they drown the world's quiet sounds)"
     )
-    p.set_defaults(func=experiment_command)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", tuple(self.classes))  # a flag's list, a JSON list
+        if self.init not in INITS:
+            raise ValueError(f"init {self.init!r}: choose one of {INITS}")
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -76,7 +79,7 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 
 def _run_config(
-    args: argparse.Namespace, data: Path, run: Path, loss: str, seed: int, init: dict[str, str]
+    settings: ExperimentConfig, data: Path, run: Path, loss: str, seed: int, init: dict[str, str]
 ):
     """The training config of one run; ValueError names a bad flag."""
     from train.config import resolve
@@ -87,15 +90,15 @@ def _run_config(
             out=str(run),
             loss=loss,
             seed=seed,
-            epochs=args.epochs,
-            warmup=args.warmup,
-            batch_size=args.batch_size,
-            image_size=args.image_size,
-            dim=args.dim,
-            dropout_img=args.dropout_img,
-            workers=args.workers,
-            device=args.device,
-            spec_masks=args.spec_masks,
+            epochs=settings.epochs,
+            warmup=settings.warmup,
+            batch_size=settings.batch_size,
+            image_size=settings.image_size,
+            dim=settings.dim,
+            dropout_img=settings.dropout_img,
+            workers=settings.workers,
+            device=settings.device,
+            spec_masks=settings.spec_masks,
             **init,
             tensorboard=False,
             progress=False,
@@ -103,7 +106,9 @@ def _run_config(
     )
 
 
-def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
+def run_experiment(settings: ExperimentConfig) -> dict[str, Any]:
+    """Every (K, seed, loss) run not finished yet, then the table: ``results.json`` (settings,
+    table, runs) and ``results.md`` under ``settings.out``; returns the report."""
     from fnac.checkpoint import load_checkpoint
     from train.datasets import open_testset
     from train.evaluate import evaluate_av
@@ -111,44 +116,46 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     from train.synth import SynthConfig, synthesize
     from train.trainer import train
 
-    out = Path(args.out)
-    _run_config(args, out, out, LOSSES[0], 0, {})  # a bad flag is refused before any world
+    out = Path(settings.out)
+    _run_config(settings, out, out, LOSSES[0], 0, {})  # a bad flag is refused before any world
     runs: list[dict[str, Any]] = []
-    for k in args.classes:
+    for k in settings.classes:
         world = out / f"world-k{k}"
         if not (world / "world.json").is_file():
             synthesize(
                 world,
                 SynthConfig(
                     classes=k,
-                    train=args.train,
-                    test=args.test,
+                    train=settings.train,
+                    test=settings.test,
                     duet=0,
                     silent=0,
                     streams=0,
-                    image_size=args.image_size,
-                    sample_rate=args.sample_rate,
+                    image_size=settings.image_size,
+                    sample_rate=settings.sample_rate,
                     seed=1000 + k,
                 ),
             )
         testset = open_testset(world / "test")
-        init = {"init": args.init}
-        if args.init == "world":
+        init = {"init": settings.init}
+        if settings.init == "world":
             objects = world / "objects-resnet18.pth"
             if not objects.is_file():
                 config = PretrainConfig(
-                    images=args.pretrain_images, steps=args.pretrain_steps, device=args.device
+                    images=settings.pretrain_images,
+                    steps=settings.pretrain_steps,
+                    device=settings.device,
                 )
                 pretrain(world, objects, config)
             init = {"init": "imagenet", "imagenet_weights": str(objects)}
-        for seed in range(args.seeds):
+        for seed in range(settings.seeds):
             for loss in LOSSES:
                 run = out / f"k{k}-{loss}-seed{seed}"
                 result_file = run / "result.json"
                 if result_file.is_file():
                     runs.append(json.loads(result_file.read_text()))
                     continue
-                config = _run_config(args, world / "train", run, loss, seed, init)
+                config = _run_config(settings, world / "train", run, loss, seed, init)
                 train(config)
                 model = load_checkpoint(run / "latest.pth")
                 metrics = evaluate_av(model, testset, model.info.audio, model.info.image)
@@ -164,8 +171,8 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 runs.append(record)
     table = []
-    for k in args.classes:
-        row: dict[str, Any] = {"classes": k, "same_class_per_sample": (args.batch_size - 1) / k}
+    for k in settings.classes:
+        row: dict[str, Any] = {"classes": k, "same_class_per_sample": (settings.batch_size - 1) / k}
         for loss in LOSSES:
             mine = [r for r in runs if r["classes"] == k and r["loss"] == loss]
             row[loss] = {m: _spread([r[m] for r in mine]) for m in ("ciou@0.5", "auc")}
@@ -174,7 +181,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
         }
         table.append(row)
     report = {
-        "settings": {k: v for k, v in vars(args).items() if k != "func"},
+        "settings": asdict(settings),
         "table": table,
         "runs": runs,
     }
@@ -201,10 +208,3 @@ def markdown(table: list[dict[str, Any]]) -> str:
             f"{_cell(f['auc'])} | {_cell(c['auc'])} | {gap['auc']:+.3f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def experiment_command(args: argparse.Namespace) -> int:
-    report = run_experiment(args)
-    print(markdown(report["table"]), end="")
-    print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'results.md'}")
-    return 0

@@ -2,6 +2,8 @@
 
 WAV goes through ``fnac.audio.load_wav`` (fast, exact PCM scaling); everything else (mp3, flac,
 m4a, the audio track of mp4 / mkv) through PyAV, decoded to float at the file's native rate.
+The live pipeline's file source (``realtime.sources``) decodes with the same pieces, so a video
+means the same suffixes and its audio the same samples offline and live.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fnac.audio import load_wav, pcm_to_float
+# fnac.audio (torch) is imported where it is used: realtime.sources imports this module in
+# processes that must stay free of torch (the GUI's).
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")  # what counts as a video file
 
 
 class MediaError(ValueError):
@@ -30,9 +33,21 @@ def _open(path: Path):
         raise MediaError(f"{path} cannot be opened as media ({exc})") from exc
 
 
+def decoded_audio(frame) -> np.ndarray:
+    """One decoded PyAV audio frame -> (C, N) float in [-1, 1], whatever its sample format."""
+    from fnac.audio import pcm_to_float
+
+    data = frame.to_ndarray()
+    if not frame.format.is_planar:  # interleaved: (1, N * C) -> (C, N)
+        data = data.reshape(-1, len(frame.layout.channels)).T
+    return pcm_to_float(data)
+
+
 def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Any audio file or the first audio track of a video -> ((C, N) float32, native rate)."""
     import av
+
+    from fnac.audio import load_wav
 
     path = Path(path)
     if path.suffix.lower() == ".wav":
@@ -45,12 +60,7 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
         if not container.streams.audio:
             raise MediaError(f"{path} has no audio track")
         stream = container.streams.audio[0]
-        chunks = []
-        for frame in container.decode(stream):
-            data = frame.to_ndarray()
-            if not frame.format.is_planar:  # interleaved: (1, N * C) -> (C, N)
-                data = data.reshape(-1, len(frame.layout.channels)).T
-            chunks.append(pcm_to_float(data))
+        chunks = [decoded_audio(frame) for frame in container.decode(stream)]
         if not chunks:
             raise MediaError(f"{path}: the audio track holds no samples")
         audio = np.concatenate(chunks, axis=1)

@@ -17,7 +17,6 @@ No box, no sound and nothing of the test sets is used: only the class of the one
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from train.config import ABOVE_0, AT_LEAST_0, AT_LEAST_1, opt
+
 log = logging.getLogger(__name__)
 
 IMAGENET_OUTPUTS = 1000  # torchvision's head size, so the file reads as ImageNet weights
@@ -34,14 +35,16 @@ IMAGENET_OUTPUTS = 1000  # torchvision's head size, so the file reads as ImageNe
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    images: int = 2000  # single-object training scenes
-    held_out: int = 200  # scenes for the accuracy printed at the end
-    steps: int = 200
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    device: str = "auto"
+    """How the classifier trains; the help and ranges are ``fnac pretrain-image``'s flags."""
+
+    images: int = opt(2000, "single-object training scenes", AT_LEAST_1)
+    held_out: int = opt(200, "scenes for the accuracy printed at the end", AT_LEAST_1)
+    steps: int = opt(200, "optimizer steps", AT_LEAST_1)
+    batch_size: int = opt(64, "scenes per step", AT_LEAST_1)
+    lr: float = opt(1e-3, "Adam learning rate", ABOVE_0)
+    weight_decay: float = opt(1e-4, "Adam weight decay", AT_LEAST_0)
+    seed: int = opt(0, "fixes the scenes and the initial weights")
+    device: str = opt("auto", "auto, cpu, cuda, cuda:N")
 
 
 def world_config(world: str | Path):
@@ -134,45 +137,3 @@ def pretrain(world: str | Path, out: str | Path, config: PretrainConfig) -> dict
         "seconds": time.perf_counter() - started,
         "device": str(device),
     }
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    d = PretrainConfig()
-    p = sub.add_parser(
-        "pretrain-image",
-        help="train the synthetic world's stand-in for ImageNet ResNet-18 weights",
-        description="Train a ResNet-18 to name the one object in scenes of a synthetic world's "
-        "classes and save it in torchvision's ImageNet state-dict shape, for "
-        "`fnac train --imagenet-weights FILE` (the published recipe starts from ImageNet).",
-    )
-    p.add_argument("world", metavar="WORLD", help="the folder `fnac synth` wrote (world.json)")
-    p.add_argument("--out", required=True, help="weights file to write (.pth)")
-    p.add_argument("--images", type=int, default=d.images, help="single-object training scenes")
-    p.add_argument("--steps", type=int, default=d.steps, help="optimizer steps")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
-    p.set_defaults(func=pretrain_command)
-
-
-def pretrain_command(args: argparse.Namespace) -> int:
-    for name in ("images", "steps", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-    config = PretrainConfig(
-        images=args.images,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-    )
-    s = pretrain(args.world, args.out, config)
-    print(
-        f"wrote {s['out']}: ResNet-18 naming the {s['classes']} classes of the world at "
-        f"{s['image_size']} px, held-out accuracy {s['held_out_accuracy']:.3f}, "
-        f"{s['seconds']:.0f} s on {s['device']}. Use it with "
-        f"`fnac train --imagenet-weights {s['out']} ...`"
-    )
-    return 0

@@ -21,7 +21,6 @@ writes byte-identical PNG / WAV / JPEG / JSON files whatever the order or the nu
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import io
@@ -41,8 +40,9 @@ from PIL import Image
 from scipy.io import wavfile
 from tqdm import tqdm
 
+from train.config import ABOVE_0, AT_LEAST_0, AT_LEAST_1, INF, opt
 from train.synth_stream import StreamScript
-from train.synth_world import Scene, World, WorldConfig
+from train.synth_world import MAX_CLASSES, Scene, World, WorldConfig
 
 log = logging.getLogger(__name__)
 
@@ -57,23 +57,30 @@ ANNOTATOR_JITTER = 2  # grid units each annotator's box may differ from the trut
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """What ``synthesize`` writes: the world's settings plus the size of every split."""
+    """What ``synthesize`` writes: the world's settings plus the size of every split. The help and
+    ranges are ``fnac synth``'s flags (``stream_size`` is written WIDTHxHEIGHT there)."""
 
-    classes: int = 8  # see WorldConfig
-    image_size: int = 224  # see WorldConfig
-    sample_rate: int = 16000  # see WorldConfig
-    clip_seconds: float = 4.0  # see WorldConfig
-    noise_level: float = 0.02  # see WorldConfig
-    seed: int = 0  # fixes the classes and every sample
-    train: int = 1000  # a few thousand make the correspondence learnable in a few epochs
-    test: int = 200  # enough for cIoU@0.5 to within a few points
-    duet: int = 100  # two-source scenes for the multi-source protocol
-    silent: int = 100  # silent pairs and as many fully silent scenes
-    streams: int = 2  # videos for the live pipeline, its tests and the demo
-    stream_seconds: float = 20.0  # several changes of the sounding object per stream
-    stream_fps: int = 30  # a webcam's rate
+    classes: int = opt(8, "number of object classes", (2, MAX_CLASSES))
+    image_size: int = opt(224, "side of the frames", (32, INF))
+    sample_rate: int = opt(16000, "audio rate in Hz", (8000, INF))
+    clip_seconds: float = opt(4.0, "seconds of audio per clip", ABOVE_0)
+    noise_level: float = opt(0.02, "background hiss (standard deviation)", AT_LEAST_0)
+    seed: int = opt(0, "fixes the classes and every sample")
+    train: int = opt(
+        1000,
+        "training clips (a few thousand make the correspondence learnable in a few epochs)",
+        AT_LEAST_0,
+    )
+    test: int = opt(
+        200, "single-source test clips (200: cIoU@0.5 to within a few points)", AT_LEAST_0
+    )
+    duet: int = opt(100, "two-source test clips, for the multi-source protocol", AT_LEAST_0)
+    silent: int = opt(100, "silent pairs and as many silent scenes", AT_LEAST_0)
+    streams: int = opt(2, "mp4 streams, for the live pipeline, its tests and the demo", AT_LEAST_0)
+    stream_seconds: float = opt(20.0, "several changes of the sounding object per stream", ABOVE_0)
+    stream_fps: int = opt(30, "frames per second of the streams (a webcam's rate)", AT_LEAST_1)
     stream_size: tuple[int, int] = (640, 480)  # (width, height), a webcam's size
-    workers: int = 1  # processes writing samples; the files do not depend on it
+    workers: int = opt(1, "processes writing clips; the files do not depend on it", AT_LEAST_1)
 
     def __post_init__(self) -> None:
         for name in ("train", "test", "duet", "silent", "streams"):
@@ -122,7 +129,9 @@ def sample_scene(world: World, config: SynthConfig, split: str, index: int) -> S
 def stream_script(world: World, config: SynthConfig, index: int) -> StreamScript:
     """The script ``synthesize`` writes as ``streams/stream_<index>.mp4``."""
     rng = np.random.default_rng([config.seed, SPLIT_CODES["stream"], index])
-    return world.stream(rng, config.stream_seconds, config.stream_fps, config.stream_size)
+    return StreamScript.draw(
+        world, rng, config.stream_seconds, config.stream_fps, config.stream_size
+    )
 
 
 def normalised_box(box: Iterable[int], width: int, height: int) -> list[float]:
@@ -430,73 +439,3 @@ def synthesize(
     }
     log.info("synthetic world written to %s in %.1f s", out, summary["seconds"])
     return summary
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    d = SynthConfig()
-    p = sub.add_parser(
-        "synth",
-        help="write the synthetic sounding-objects world (train, test sets, streams)",
-        description="Write the synthetic sounding-objects world under OUT in the published "
-        "layouts (VGGSound-style train, VGG-SS / Flickr test sets, duets, silent pairs, mp4 "
-        "streams). The same settings write the same files.",
-    )
-    p.add_argument("out", metavar="OUT", help="folder to write into")
-    p.add_argument("--classes", type=int, default=d.classes, help="number of object classes")
-    p.add_argument("--train", type=int, default=d.train, help="training clips")
-    p.add_argument("--test", type=int, default=d.test, help="single-source test clips")
-    p.add_argument("--duet", type=int, default=d.duet, help="two-source test clips")
-    p.add_argument("--silent", type=int, default=d.silent, help="silent pairs and silent scenes")
-    p.add_argument("--streams", type=int, default=d.streams, help="mp4 streams")
-    p.add_argument("--stream-seconds", type=float, default=d.stream_seconds)
-    p.add_argument("--stream-fps", type=int, default=d.stream_fps)
-    p.add_argument(
-        "--stream-size",
-        default="x".join(map(str, d.stream_size)),
-        help="WIDTHxHEIGHT of the streams (default %(default)s)",
-    )
-    p.add_argument("--image-size", type=int, default=d.image_size, help="side of the frames")
-    p.add_argument("--sample-rate", type=int, default=d.sample_rate)
-    p.add_argument("--clip-seconds", type=float, default=d.clip_seconds)
-    p.add_argument("--noise-level", type=float, default=d.noise_level, help="background hiss")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--workers", type=int, default=d.workers, help="processes writing clips")
-    p.set_defaults(func=synth_command)
-
-
-def synth_command(args: argparse.Namespace) -> int:
-    try:
-        width, height = (int(v) for v in str(args.stream_size).lower().split("x"))
-    except ValueError as exc:
-        raise ValueError(
-            f"--stream-size {args.stream_size!r}: write it as WIDTHxHEIGHT, e.g. 640x480"
-        ) from exc
-    config = SynthConfig(
-        classes=args.classes,
-        image_size=args.image_size,
-        sample_rate=args.sample_rate,
-        clip_seconds=args.clip_seconds,
-        noise_level=args.noise_level,
-        seed=args.seed,
-        train=args.train,
-        test=args.test,
-        duet=args.duet,
-        silent=args.silent,
-        streams=args.streams,
-        stream_seconds=args.stream_seconds,
-        stream_fps=args.stream_fps,
-        stream_size=(width, height),
-        workers=args.workers,
-    )
-    s = synthesize(args.out, config)
-    c, p = s["counts"], s["paths"]
-    print(
-        f"wrote the synthetic world ({config.classes} classes, seed {config.seed}) to "
-        f"{s['out']} in {s['seconds']:.1f} s: {c['train']} training clips in {p['train']} "
-        f"(train.txt, classes.csv); {c['test']} test clips in {p['test']} (test.json, test.csv, "
-        f"Flickr-style Annotations/) and {p['flickr_test']}, with {c['silent_pairs']} silent "
-        f"pairs and {c['silent']} silent scenes (test_plus_silent.csv); {c['duet']} duets in "
-        f"{p['duet_test']}; {c['streams']} streams "
-        f"({', '.join(p['streams']) or 'none'}); class identities in {p['world']}."
-    )
-    return 0

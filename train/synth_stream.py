@@ -1,6 +1,7 @@
 """Streams of the synthetic world for the live pipeline: moving objects, the sounding one
 changing over time, as a deterministic script of frames and audio that can be asked for in any
-order (see ``train.synth_world`` for the world itself)."""
+order (see ``train.synth_world`` for the world itself; it imports nothing of this module, so the
+arrow points one way: streams are built on the world)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,19 @@ class StreamScript:
         self._starts: list[int] = []
         self._last_sounded: dict[int, int] = {}  # object -> index of its latest segment
         self._signals: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    @classmethod
+    def draw(
+        cls,
+        world: World,
+        rng: np.random.Generator,
+        seconds: float | None,
+        fps: float = 30.0,
+        size: tuple[int, int] = (640, 480),
+        n_objects: int | None = None,
+    ) -> StreamScript:
+        """A stream of ``world`` keyed by one draw from ``rng`` (``seconds=None``: endless)."""
+        return cls(world, int(rng.integers(2**62)), seconds, fps, size, n_objects)
 
     def _rng(self, tag: int, index: int) -> np.random.Generator:
         return np.random.default_rng([self.world.config.seed, TAG_STREAM, self.key, tag, index])

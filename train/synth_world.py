@@ -10,9 +10,10 @@ from seeds, never from a generator shared between calls:
   pitch, rhythm and loudness jitter), so classes are learnable but not trivially separable.
 - ``World.scene(rng, ...)`` -> ``Scene``: a cluttered background, 0-2 sounding objects and 0-3
   silent objects of other classes, the mixture audio, each source's own signal and the boxes.
-- ``World.stream(rng, ...)`` -> ``StreamScript``: a deterministic video + audio script for the
-  live pipeline. Objects move linearly, bouncing off the borders, and the sounding object changes
-  every 2-4 s (with short silent gaps). Frame ``i`` and any audio range ``[n0, n1)`` can be asked
+- ``train.synth_stream.StreamScript.draw(world, rng, ...)``: a deterministic video + audio
+  script for the live pipeline, built on this module (which knows nothing of streams). Objects
+  move linearly, bouncing off the borders, and the sounding object changes every 2-4 s (with
+  short silent gaps). Frame ``i`` and any audio range ``[n0, n1)`` can be asked
   for in any order: each sounding segment's signal and each block of background noise is drawn
   from a generator seeded by (world seed, stream key, segment or block index).
 
@@ -27,12 +28,8 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from train.synth_stream import StreamScript
 
 log = logging.getLogger(__name__)
 
@@ -573,19 +570,6 @@ class World:
             audio += s
         audio = np.clip(audio, -1.0, 1.0)
         return Scene(image, audio, [p[3] for p in placed], sources, c.sample_rate)
-
-    def stream(
-        self,
-        rng: np.random.Generator,
-        seconds: float | None,
-        fps: float = 30.0,
-        size: tuple[int, int] = (640, 480),
-        n_objects: int | None = None,
-    ) -> StreamScript:
-        """A stream script keyed by one draw from ``rng`` (``seconds=None``: endless)."""
-        from train.synth_stream import StreamScript
-
-        return StreamScript(self, int(rng.integers(2**62)), seconds, fps, size, n_objects)
 
 
 def _area(box: Sequence[int]) -> int:

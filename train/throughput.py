@@ -8,15 +8,26 @@ and DataLoader worker processes that decode the next batches while the model tra
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import time
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from train.config import AT_LEAST_0, AT_LEAST_1, INF, opt
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchTrainConfig:
+    """What ``fnac bench-train`` times; the help and ranges are its flags."""
+
+    data: str = field(metadata={"help": "training root (frames/ + audio/)"})  # required
+    batch_size: int = opt(32, "samples per step (contrastive learning needs pairs)", (2, INF))
+    image_size: int = opt(224, "frame side", (32, INF))
+    batches: int = opt(8, "timed batches per variant", AT_LEAST_1)
+    workers: int = opt(2, "DataLoader worker processes of fnac train's variant", AT_LEAST_0)
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
 
 
 def _time_steps(trainer, loader, batches: int, warmup: int = 1) -> float:
@@ -60,42 +71,20 @@ def measure(config, batches: int = 8) -> dict[str, Any]:
     return results
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench-train",
-        help="training samples/s: fnac train vs a plain fp32 loop",
-        description=__doc__,
-    )
-    p.add_argument("--data", required=True, help="training root (frames/ + audio/)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--batches", type=int, default=8, help="timed batches per variant")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", dest="json_out", default=None)
-    p.set_defaults(func=bench_train_command)
-
-
-def bench_train_command(args: argparse.Namespace) -> int:
+def bench_train(settings: BenchTrainConfig) -> dict[str, Any]:
+    """``measure`` on the training config these settings make (random init: no weights file is
+    needed to time a step; no run folder is written)."""
     from train.config import resolve
 
     config = resolve(
         overrides=dict(
-            data=args.data,
-            batch_size=args.batch_size,
-            image_size=args.image_size,
-            workers=args.workers,
-            device=args.device,
+            data=settings.data,
+            batch_size=settings.batch_size,
+            image_size=settings.image_size,
+            workers=settings.workers,
+            device=settings.device,
             init="random",
             out="/nonexistent",
         )
     )
-    res = measure(config, args.batches)
-    print(f"plain float32 eager loop: {res['plain_fp32_eager']['samples_per_s']:.2f} samples/s")
-    print(
-        f"fnac train ({res['fnac_train']['amp']}, channels_last, {args.workers} workers): "
-        f"{res['fnac_train']['samples_per_s']:.2f} samples/s  -> x{res['speedup']:.2f}"
-    )
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(res, indent=2) + "\n")
-    return 0
+    return measure(config, settings.batches)

@@ -8,105 +8,92 @@ overlays, the success curve, the checkpoint and an example image / wav pair in `
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from train.config import AT_LEAST_1, INF, opt
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "tour", help="synthesize, train, evaluate and localize, end to end", description=__doc__
-    )
-    p.add_argument("--out", default="tour-output")
-    p.add_argument("--train", type=int, default=256, help="training scenes")
-    p.add_argument("--test", type=int, default=64, help="test scenes (also duets, silent)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=tour_command)
+@dataclass(frozen=True)
+class TourConfig:
+    """The tour's size; the help and ranges are ``fnac tour``'s flags."""
+
+    out: str = opt("tour-output", "folder of the world, the run and everything the tour shows")
+    train: int = opt(256, "training scenes (a batch needs two)", (2, INF))
+    # A quarter of the test scenes are duets and as many silent: 4 gives one of each.
+    test: int = opt(64, "test scenes (also duets, silent)", (4, INF))
+    epochs: int = opt(3, "training epochs", AT_LEAST_1)
+    seed: int = opt(0, "fixes the world and the training")
 
 
-def tour_command(args: argparse.Namespace) -> int:
+def run_tour(config: TourConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Synthesize, train, evaluate (as ``fnac eval`` does) and localize one example (as ``fnac
+    localize`` does), each step announced through ``echo``; returns the summary it writes to
+    ``OUT/summary.json``."""
+    from fnac.predict import localize_image
+    from train.checkpoint_eval import EvalConfig, evaluate_checkpoint, write_outputs
     from train.config import resolve
     from train.synth import SynthConfig, synthesize
     from train.trainer import train
 
-    out = Path(args.out)
+    out = Path(config.out)
     start = time.perf_counter()
     world = out / "world"
     if world.exists():
         shutil.rmtree(world)
     synth = SynthConfig(
         classes=8,
-        train=args.train,
-        test=args.test,
-        duet=args.test // 4,
-        silent=args.test // 4,
+        train=config.train,
+        test=config.test,
+        duet=config.test // 4,
+        silent=config.test // 4,
         streams=0,
         image_size=160,
         sample_rate=8000,
-        seed=args.seed,
+        seed=config.seed,
     )
-    print(f"[1/4] writing a synthetic world ({synth.train} training scenes) to {world}")
+    echo(f"[1/4] writing a synthetic world ({synth.train} training scenes) to {world}")
     synthesize(world, synth)
-    print(f"[2/4] training FNAC for {args.epochs} epochs on the CPU (a few minutes)")
+    echo(f"[2/4] training FNAC for {config.epochs} epochs on the CPU (a few minutes)")
     run = out / "run"
-    config = resolve(
+    training = resolve(
         overrides=dict(
             data=str(world / "train"),
             test_data=str(world / "test"),
             out=str(run),
-            epochs=args.epochs,
+            epochs=config.epochs,
             warmup=1,
-            batch_size=min(32, args.train),
+            batch_size=min(32, config.train),
             image_size=synth.image_size,
             dim=128,
             dropout_img=0.5,
             init="random",
             workers=1,
-            seed=args.seed,
+            seed=config.seed,
             tensorboard=False,
         )
     )
-    result = train(config)
-    shutil.copyfile(run / "best.pth", out / "tour.pth")
-    print("[3/4] evaluating on every test set of the world")
-    from fnac import cli
-
-    code = cli.main(
-        [
-            "eval",
-            "--checkpoint",
-            str(out / "tour.pth"),
-            "--data",
-            str(world),
-            "--json",
-            str(out / "eval.json"),
-            "--overlays",
-            str(out / "overlays"),
-        ]
+    result = train(training)
+    checkpoint = out / "tour.pth"
+    shutil.copyfile(run / "best.pth", checkpoint)
+    echo("[3/4] evaluating on every test set of the world")
+    evaluation = EvalConfig(
+        checkpoint=str(checkpoint), data=str(world), overlays=str(out / "overlays")
     )
-    if code:
-        return code
-    print("[4/4] localizing one example with the Python API")
+    model, reports = evaluate_checkpoint(evaluation, echo=echo)
+    report = write_outputs(reports, checkpoint, out / "eval.json", echo=echo)
+    echo("[4/4] localizing one example with the Python API")
     example = sorted((world / "test" / "frames").glob("syn_test_*.png"))[0]
     shutil.copyfile(example, out / "example.png")
     shutil.copyfile(world / "test" / "audio" / f"{example.stem}.wav", out / "example.wav")
-    code = cli.main(
-        [
-            "localize",
-            "--checkpoint",
-            str(out / "tour.pth"),
-            "--image",
-            str(out / "example.png"),
-            "--audio",
-            str(out / "example.wav"),
-            "--out",
-            str(out / "example-overlay.png"),
-        ]
-    )
-    report = json.loads((out / "eval.json").read_text())
+    overlay = out / "example-overlay.png"
+    localize_image(model, out / "example.png", out / "example.wav", overlay)
+    echo(f"wrote {overlay}")
     headline = report["testsets"][0]["results"]["bicubic"]["av"]
     summary = {
         "seconds": round(time.perf_counter() - start, 1),
@@ -114,14 +101,9 @@ def tour_command(args: argparse.Namespace) -> int:
         "epochs": result["epochs"],
         "test_ciou@0.5": headline["ciou@0.5"],
         "test_auc": headline["auc"],
-        "checkpoint": str(out / "tour.pth"),
+        "checkpoint": str(checkpoint),
         "overlays": str(out / "overlays"),
         "report": str(out / "eval.json"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(
-        f"done in {summary['seconds']} s: test cIoU@0.5 {headline['ciou@0.5']:.3f}, "
-        f"AUC {headline['auc']:.3f}. See {out}/ (eval.json, eval.png, overlays/, "
-        "example-overlay.png, tour.pth)"
-    )
-    return code
+    return summary

@@ -2,7 +2,7 @@
 
 It is what ``fnac live`` and ``fnac demo`` use when no checkpoint is given. The recipe is
 ``fnac train --preset demo`` on ``fnac synth`` with the settings in the README ("The embedded
-demo checkpoint"), saved in float16 (``fnac export-half`` halves any checkpoint the same way).
+demo checkpoint"); the preset's ``compact_best`` saves ``best.pth`` as float16 weights.
 This module imports nothing heavy: the GUI reads the path without importing torch.
 """
 
