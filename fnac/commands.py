@@ -45,8 +45,9 @@ def localize_command(args: argparse.Namespace) -> int:
     from fnac.checkpoint import load_checkpoint
     from fnac.image import load_image
     from fnac.overlay import blend
-    from fnac.predict import localize_files
+    from fnac.predict import localize_files, read_inputs
 
+    read_inputs(args.image, args.audio)  # a bad file is one clear line, before the model loads
     model = load_checkpoint(args.checkpoint, sample_rate=args.sample_rate)
     image = np.asarray(load_image(args.image))
     raw, heat = localize_files(model, args.image, args.audio, size=image.shape[:2])

@@ -67,8 +67,22 @@ def choose_settings(args: argparse.Namespace):
     """What to open, and a note for the window when it is a fallback."""
     from gui.window import LiveSettings
     from realtime.run import standby_wanted
-    from realtime.sources import SourceError, cameras, input_devices
+    from realtime.sources import (
+        URL_SCHEMES,
+        VIDEO_SUFFIXES,
+        SourceError,
+        cameras,
+        input_devices,
+        open_source,
+    )
 
+    given = (args.source or "").strip()
+    if (
+        given
+        and not given.lower().startswith(URL_SCHEMES)
+        and (Path(given).is_file() or Path(given).suffix.lower() in VIDEO_SUFFIXES)
+    ):  # a file: a bad one is one clear line here, not a window of worker restarts
+        open_source(given, realtime=False).close()
     try:
         mics = tuple(d["name"] for d in input_devices())
     except SourceError:

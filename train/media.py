@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fnac.audio import load_wav, pcm_to_float
+from fnac.audio import AudioContentError, check_samples, load_wav, pcm_to_float
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 
@@ -31,13 +31,18 @@ def _open(path: Path):
 
 
 def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Any audio file or the first audio track of a video -> ((C, N) float32, native rate)."""
+    """Any audio file or the first audio track of a video -> ((C, N) float32, native rate).
+
+    Audio that decodes to no samples, or to NaN / inf samples, is an ``AudioContentError``.
+    """
     import av
 
     path = Path(path)
     if path.suffix.lower() == ".wav":
         try:
             return load_wav(path)
+        except AudioContentError:
+            raise  # read fine, unusable: another decoder would read the same samples
         except ValueError:
             pass  # WAV flavours scipy does not read (e.g. A-law): let FFmpeg try
     container = _open(path)
@@ -51,9 +56,10 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
             if not frame.format.is_planar:  # interleaved: (1, N * C) -> (C, N)
                 data = data.reshape(-1, len(frame.layout.channels)).T
             chunks.append(pcm_to_float(data))
-        if not chunks:
-            raise MediaError(f"{path}: the audio track holds no samples")
-        audio = np.concatenate(chunks, axis=1)
+        audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
+        audio = check_samples(
+            audio, f"{path}'s audio track", "re-export the file with its sound, or leave it out"
+        )
         return np.ascontiguousarray(audio, dtype=np.float32), int(stream.rate)
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: decoding failed ({exc})") from exc
@@ -73,12 +79,15 @@ def video_frame(path: str | Path, time_s: float | None = None) -> tuple[np.ndarr
         stream = container.streams.video[0]
         duration = _duration(container, stream)
         target = duration / 2 if time_s is None else float(time_s)
-        container.seek(
-            max(int((target - 1.0) / stream.time_base), 0),
-            stream=stream,
-            backward=True,
-            any_frame=False,
-        )
+        try:
+            container.seek(
+                max(int((target - 1.0) / stream.time_base), 0),
+                stream=stream,
+                backward=True,
+                any_frame=False,
+            )
+        except av.error.FFmpegError:
+            pass  # no index to seek in (a track without frames has none): decode from the start
         chosen = None
         for frame in container.decode(stream):
             if frame.time is None:
@@ -87,7 +96,10 @@ def video_frame(path: str | Path, time_s: float | None = None) -> tuple[np.ndarr
                 break
             chosen = frame
         if chosen is None:
-            raise MediaError(f"{path}: no video frame could be decoded")
+            raise MediaError(
+                f"{path}: its video track holds no frame that decodes; re-export it with its "
+                "picture"
+            )
         return chosen.to_ndarray(format="rgb24"), float(chosen.time)
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: decoding failed ({exc})") from exc
