@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 _WINDOWS: dict[tuple[int, float, torch.device, torch.dtype], torch.Tensor] = {}
 
 
+class AudioContentError(ValueError):
+    """Audio that decodes but cannot be used: no samples, or NaN / inf samples. Not a format
+    problem, so no other decoder is tried (``train.media.load_audio``)."""
+
+
 def tukey_window(length: int, alpha: float, device=None, dtype=torch.float32) -> torch.Tensor:
     """Periodic Tukey window, as ``scipy.signal.get_window(('tukey', alpha), length)``."""
     key = (length, alpha, torch.device(device or "cpu"), dtype)
@@ -101,6 +106,10 @@ def center_clip(
             f"expected audio shaped (channels, samples) with samples, got {tuple(wave.shape)}"
         )
     wave = wave.float()
+    if not torch.isfinite(wave).all():  # before the clamp, which would turn inf into +-1
+        raise AudioContentError(
+            f"the audio holds {int((~torch.isfinite(wave)).sum())} NaN or inf samples"
+        )
     n_window = int(sample_rate * window_s)
     duration = wave.shape[-1] / sample_rate
     start = int(max(duration / 2 - window_s / 2, 0.0) * sample_rate)
@@ -135,16 +144,42 @@ def pcm_to_float(data: np.ndarray) -> np.ndarray:
     return data.astype(np.float32)
 
 
+def check_samples(
+    samples: np.ndarray,
+    where: str | Path,
+    fix: str = "re-export it as PCM WAV or fix the program that wrote it",
+) -> np.ndarray:
+    """``samples`` (C, N) as they are, or an AudioContentError naming ``where`` and ``fix``.
+
+    Refused: no samples at all, and any NaN or inf sample (a float file gone wrong: the clip
+    rule's clamp would turn inf into full scale and NaN would reach the map).
+    """
+    if samples.size == 0:
+        raise AudioContentError(f"{where} holds no audio samples (0 s of sound): {fix}")
+    finite = np.isfinite(samples)
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        first = int(np.argmin(finite.all(axis=0)))
+        raise AudioContentError(
+            f"{where} holds NaN or inf samples ({bad} of {finite.size}, the first at sample "
+            f"{first}): {fix}"
+        )
+    return samples
+
+
 def load_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """Read a WAV file -> (float32 samples shaped (C, N) in [-1, 1], sample rate).
 
-    Integer PCM is scaled by its full range; float WAV is taken as is.
+    Integer PCM is scaled by its full range; float WAV is taken as is. A file without samples or
+    with NaN / inf samples is an ``AudioContentError``.
     """
     from scipy.io import wavfile
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): it is not a WAV file; convert it to PCM WAV")
     try:
         rate, data = wavfile.read(path)
     except (ValueError, EOFError, OSError) as exc:
@@ -152,9 +187,9 @@ def load_wav(path: str | Path) -> tuple[np.ndarray, int]:
             f"{path} is not a readable WAV file ({exc}); convert it to PCM WAV"
         ) from exc
     samples = pcm_to_float(data)
-    samples = samples.reshape(samples.shape[0], -1).T  # (C, N)
-    if samples.shape[1] == 0:
-        raise ValueError(f"{path} holds no audio samples")
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    samples = check_samples(samples.T, path)  # (C, N)
     return np.ascontiguousarray(samples), int(rate)
 
 

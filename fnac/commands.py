@@ -42,8 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def localize_command(args: argparse.Namespace) -> int:
     from fnac.checkpoint import load_checkpoint
-    from fnac.predict import localize_image
+    from fnac.predict import localize_image, read_inputs
 
+    read_inputs(args.image, args.audio)  # a bad file is one clear line, before the model loads
     model = load_checkpoint(args.checkpoint, sample_rate=args.sample_rate)
     found = localize_image(model, args.image, args.audio, args.out, args.opacity, args.colormap)
     x, y = found.peak

@@ -83,15 +83,24 @@ def train_transform(config: ImageConfig | None = None) -> transforms.Compose:
 
 
 def load_image(path: str | Path) -> Image.Image:
-    """An image file -> PIL RGB image, with a clear error for what is not an image."""
+    """An image file -> PIL RGB image, with a clear error for what is not an image: an empty
+    file, a truncated one (PIL's partial decode is never accepted), one without pixels."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): it is not an image; give a JPEG or PNG")
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"{path} is not a readable image ({exc})") from exc
+            rgb = img.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        # SyntaxError, ValueError: what some of PIL's decoders raise for a malformed file
+        raise ValueError(
+            f"{path} is not a readable image ({exc}); re-save it as JPEG or PNG"
+        ) from exc
+    if rgb.width < 1 or rgb.height < 1:
+        raise ValueError(f"{path} is a {rgb.width}x{rgb.height} image: it holds no pixels")
+    return rgb
 
 
 def preprocess_frame(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from gui.window import LiveSettings
 
@@ -27,8 +28,25 @@ def choose_settings(
     """The window's settings: the given source, or the first camera (with the default
     microphone), or the synthetic world when there is no camera; a note for the window says
     which fallback was taken. ``shipped``: the checkpoint is the demo one, not the user's.
-    ``rest``: the other ``LiveSettings`` fields (backend, engine_dir, save_dir, standby)."""
-    from realtime.sources import SourceError, cameras, input_devices
+    ``rest``: the other ``LiveSettings`` fields (backend, engine_dir, save_dir, standby).
+    A file given as the source is opened here first: a bad one is one clear line, not a window
+    of worker restarts."""
+    from realtime.sources import (
+        URL_SCHEMES,
+        VIDEO_SUFFIXES,
+        SourceError,
+        cameras,
+        input_devices,
+        open_source,
+    )
+
+    given = (source or "").strip()
+    if (
+        given
+        and not given.lower().startswith(URL_SCHEMES)
+        and (Path(given).is_file() or Path(given).suffix.lower() in VIDEO_SUFFIXES)
+    ):
+        open_source(given, realtime=False).close()
 
     try:
         mics = tuple(d["name"] for d in input_devices())

@@ -166,8 +166,46 @@ class FileSource(Source):
             raise SourceError(f"{self.path} has no video track")
         self.video = self.container.streams.video[0]
         self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        try:
+            self._check_content()
+        except BaseException:
+            self.container.close()
+            raise
         if self.audio is None:
             log.warning("%s has no audio track: frames only", self.path)
+
+    def _check_content(self) -> None:
+        """Refuse, when the file is opened, what the pipeline could only run on silently: a video
+        track without a frame that decodes, an audio track without a finite sample (empty, or
+        NaN / inf throughout: the stage would zero it all and localize silence). Decodes on a
+        second handle until it has seen one frame and one finite audio block: a few packets for
+        a sound file."""
+        import av
+
+        frames, samples, sound = 0, 0, self.audio is None
+        try:
+            with av.open(str(self.path)) as probe:
+                streams = [probe.streams.video[0]] + ([probe.streams.audio[0]] if not sound else [])
+                for packet in probe.demux(*streams):
+                    for decoded in packet.decode():
+                        if packet.stream.type == "video":
+                            frames += 1
+                        else:
+                            data = decoded.to_ndarray()
+                            samples += data.size
+                            sound = sound or bool(np.isfinite(data).any())
+                    if frames and sound:
+                        return
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"{self.path}: decoding failed ({exc})") from exc
+        if not frames:
+            raise SourceError(
+                f"{self.path} holds no video frame that decodes: re-export it with its picture"
+            )
+        what = "no samples" if not samples else f"only NaN or inf samples ({samples})"
+        raise SourceError(
+            f"{self.path}: its audio track holds {what}; re-export the file with its sound"
+        )
 
     def __iter__(self) -> Iterator[FramePacket | AudioPacket]:
         import av

@@ -399,6 +399,41 @@ def silent_pair_entries(layout: Layout, pairs_csv: str | Path) -> list[Entry]:
     return out
 
 
+def probe_entry(entry: Entry) -> int:
+    """Decode an entry's files as loading it would, without the transforms: its frame, its audio
+    (and a duet's per-source audio), each checked for content (an empty or truncated image, no
+    audio samples, NaN / inf samples, a video without frames). Returns the audio's sample rate;
+    raises what ``AVDataset.load`` would (ValueError, OSError, FileNotFoundError)."""
+    if entry.video is not None:
+        _, _, rate = video_clip(entry.video)
+    else:
+        load_image(entry.image)
+        _, rate = load_audio(entry.audio)
+    for source in entry.sources:
+        load_audio(source["audio"])
+    return rate
+
+
+def first_usable(entries: Sequence[Entry], where: str | Path) -> tuple[int, int]:
+    """(index, audio sample rate) of the first entry whose files decode into usable content.
+
+    Called when an index is opened, before any model is built: the entries before it are
+    skipped with a warning, as loading skips them; when none is usable, one DatasetError names
+    the first problem and the fix, instead of a run that loads nothing (or an error that blames
+    the batch size). Costs one sample's decoding when the first one is fine."""
+    first = None
+    for index, entry in enumerate(entries):
+        try:
+            return index, probe_entry(entry)
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("skipping %s: %s", entry.id, exc)
+            first = first or f"{entry.id}: {exc}"
+    raise DatasetError(
+        f"{where}: none of its {len(entries)} samples can be loaded (the first: {first}); "
+        "fix or remove the bad files"
+    )
+
+
 def collate_skipping(batch: list[dict | None]) -> dict[str, Any]:
     """Stack the samples that loaded; ``skipped`` counts the ones that did not."""
     good = [b for b in batch if b is not None]
@@ -543,6 +578,7 @@ def open_testset(
         entries = vggss_entries(root, annotations, id_list)
     if not entries:
         raise DatasetError(f"test set {root} holds no usable samples")
+    first_usable(entries, f"test set {root}")
     pairs = pairs or _only(root, "*plus_silent.csv")
     silent = []
     if pairs and kind in ("vggss", "flickr"):

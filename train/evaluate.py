@@ -111,6 +111,13 @@ def object_maps(obj_model: torch.nn.Module, frames: torch.Tensor, batch: int = 3
     return torch.cat(out)
 
 
+def _none_loaded(root: Path, skipped: int) -> str:
+    return (
+        f"no sample of {root} could be loaded ({skipped} skipped, each named in a warning "
+        "above); fix or remove the bad files"
+    )
+
+
 def evaluate_av(
     model: FNAC, testset: TestSet, audio: AudioConfig, image: ImageConfig
 ) -> dict[str, float]:
@@ -118,7 +125,7 @@ def evaluate_av(
     result = raw_maps(model, testset.entries, audio, image)
     indices, maps = result.indices, result.raw
     if not indices:
-        raise ValueError(f"no sample of {testset.root} could be loaded")
+        raise ValueError(_none_loaded(testset.root, result.skipped))
     heat = heatmap(maps, (EVAL_SIZE, EVAL_SIZE)).numpy()
     cious = [
         ciou(h, ground_truth(testset.entries[i], testset.kind))
@@ -153,7 +160,7 @@ def evaluate(
     )
     indices, maps, frames, skipped = found.indices, found.raw, found.frames, found.skipped
     if not indices:
-        raise ValueError(f"no sample of {testset.root} could be loaded")
+        raise ValueError(_none_loaded(testset.root, skipped))
     gts = [ground_truth(testset.entries[i], testset.kind, EVAL_SIZE) for i in indices]
     obj = found.obj.numpy() if found.obj is not None else None
     report: dict[str, Any] = {

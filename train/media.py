@@ -44,15 +44,20 @@ def decoded_audio(frame) -> np.ndarray:
 
 
 def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Any audio file or the first audio track of a video -> ((C, N) float32, native rate)."""
+    """Any audio file or the first audio track of a video -> ((C, N) float32, native rate).
+
+    Audio that decodes to no samples, or to NaN / inf samples, is an ``AudioContentError``.
+    """
     import av
 
-    from fnac.audio import load_wav
+    from fnac.audio import AudioContentError, check_samples, load_wav
 
     path = Path(path)
     if path.suffix.lower() == ".wav":
         try:
             return load_wav(path)
+        except AudioContentError:
+            raise  # read fine, unusable: another decoder would read the same samples
         except ValueError:
             pass  # WAV flavours scipy does not read (e.g. A-law): let FFmpeg try
     container = _open(path)
@@ -61,9 +66,10 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
             raise MediaError(f"{path} has no audio track")
         stream = container.streams.audio[0]
         chunks = [decoded_audio(frame) for frame in container.decode(stream)]
-        if not chunks:
-            raise MediaError(f"{path}: the audio track holds no samples")
-        audio = np.concatenate(chunks, axis=1)
+        audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
+        audio = check_samples(
+            audio, f"{path}'s audio track", "re-export the file with its sound, or leave it out"
+        )
         return np.ascontiguousarray(audio, dtype=np.float32), int(stream.rate)
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: decoding failed ({exc})") from exc
@@ -83,12 +89,15 @@ def video_frame(path: str | Path, time_s: float | None = None) -> tuple[np.ndarr
         stream = container.streams.video[0]
         duration = _duration(container, stream)
         target = duration / 2 if time_s is None else float(time_s)
-        container.seek(
-            max(int((target - 1.0) / stream.time_base), 0),
-            stream=stream,
-            backward=True,
-            any_frame=False,
-        )
+        try:
+            container.seek(
+                max(int((target - 1.0) / stream.time_base), 0),
+                stream=stream,
+                backward=True,
+                any_frame=False,
+            )
+        except av.error.FFmpegError:
+            pass  # no index to seek in (a track without frames has none): decode from the start
         chosen = None
         for frame in container.decode(stream):
             if frame.time is None:
@@ -97,7 +106,10 @@ def video_frame(path: str | Path, time_s: float | None = None) -> tuple[np.ndarr
                 break
             chosen = frame
         if chosen is None:
-            raise MediaError(f"{path}: no video frame could be decoded")
+            raise MediaError(
+                f"{path}: its video track holds no frame that decodes; re-export it with its "
+                "picture"
+            )
         return chosen.to_ndarray(format="rgb24"), float(chosen.time)
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: decoding failed ({exc})") from exc

@@ -30,12 +30,13 @@ from train.datasets import (
     DatasetError,
     Entry,
     collate_skipping,
+    first_usable,
     frames_audio_entries,
     open_testset,
     read_ids,
     video_entries,
 )
-from train.media import VIDEO_SUFFIXES, load_audio
+from train.media import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 TERMS = ("contrastive", "fns_audio", "tns", "fns_image")
@@ -93,10 +94,10 @@ def training_entries(config: TrainConfig) -> list[Entry]:
     raise DatasetError(f"{root} is neither a frames/ + audio/ training root nor holds videos")
 
 
-def detect_sample_rate(entries: list[Entry]) -> int:
-    first = entries[0]
-    _, rate = load_audio(first.audio if first.audio is not None else first.video)
-    return rate
+def detect_sample_rate(entries: list[Entry], where: str | Path = "the training data") -> int:
+    """The audio rate of the first entry that loads (bad ones before it are skipped, as training
+    skips them); a DatasetError naming the first problem when none loads."""
+    return first_usable(entries, where)[1]
 
 
 def seed_everything(seed: int) -> None:
@@ -147,8 +148,10 @@ class Trainer:
         entries = training_entries(config)
         if not entries:
             raise DatasetError(f"{config.data} holds no usable training samples")
+        # before the model is built: data of which no sample loads is one clear error
+        rate = detect_sample_rate(entries, f"training data {config.data}")
         if config.sample_rate is None:
-            config = replace(config, sample_rate=detect_sample_rate(entries))
+            config = replace(config, sample_rate=rate)
         self.config = config
         self.out = Path(config.out)
         self.audio = AudioConfig(sample_rate=config.sample_rate, window_s=config.window_s)
