@@ -80,7 +80,7 @@ def test_frames_heatmaps_spectrogram_and_readouts_arrive(qtbot, window):
     qtbot.waitUntil(lambda: window.feed.state == "running", timeout=START_MS)
     wait_frames(qtbot, window, 5)
     assert window.displayed.shape == (480, 640, 3)
-    assert window.current.raw_map.shape == (4, 4)  # the demo checkpoint's 128 px frame
+    assert window.current.result.raw_map.shape == (4, 4)  # the demo checkpoint's 128 px frame
     assert window.strip.columns is not None and window.strip.columns.shape[0] == 257
     assert window.video.pixmap() is not None and not window.video.pixmap().isNull()
     assert "fps" in window.readout.text() and window.feed.stats.fps > 0

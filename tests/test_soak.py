@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from fnac.weights import DEMO_CHECKPOINT
+from realtime.pipeline import LiveConfig
 from realtime.soak import descendants, soak, verdict
 
 
@@ -46,7 +47,8 @@ def test_descendants_sees_a_grandchild_and_forgets_it_when_it_ends():
 
 
 def test_thirty_seconds_of_the_live_pipeline_leak_nothing():
-    report = soak(str(DEMO_CHECKPOINT), seconds=30, every=5, say=lambda text: None)
+    config = LiveConfig("synthetic", str(DEMO_CHECKPOINT))
+    report = soak(config, seconds=30, every=5, say=lambda text: None)
     assert report["frames"] > 30
     assert report["processes_left"] == [] and not report["ipc_folder_left"]
     assert report["fds_after"] <= report["fds_before"]
