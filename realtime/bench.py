@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 STREAM = {"size": (640, 480), "fps": 30.0, "sample_rate": 16000}
 STAGES = ("audio", "preprocess", "infer", "result")
 AGREEMENT_SCENES = 16
+FIRST_RESULT_S = 120.0  # the live runs wait this long for their first frame / result
 
 
 def _summary(
@@ -105,15 +106,19 @@ def live_in_process(stage: InferenceStage, seconds: float) -> dict[str, Any]:
     thread = threading.Thread(target=capture, daemon=True)
     thread.start()
     intake = Intake(stage)
-    latencies, stamps, start = [], [], time.monotonic()
-    while time.monotonic() - start < seconds:
+    latencies, stamps, start = [], [], None
+    deadline = time.monotonic() + FIRST_RESULT_S
+    while start is None or time.monotonic() - start < seconds:
         waiting = []
         while not packets.empty():
             waiting.append(packets.get())
         frame = intake.take(waiting)
         if frame is None:
+            if start is None and time.monotonic() > deadline:
+                raise RuntimeError(f"the reference got no frame within {FIRST_RESULT_S:.0f} s")
             time.sleep(0.002)
             continue
+        start = time.monotonic() if start is None else start  # the clock starts at frame one
         result = stage.process(frame)
         latencies.append(time.monotonic() - frame.t)
         stamps.append(result.stamps)
@@ -133,11 +138,16 @@ def live_pipeline(
     latencies, stamps, dropped = [], [], 0
     config = LiveConfig("synthetic", checkpoint, backend, engine_dir=engine_dir)
     with LivePipeline(config, say=lambda text: None) as pipeline:
-        start = time.monotonic()
-        while time.monotonic() - start < seconds:
+        start, deadline = None, time.monotonic() + FIRST_RESULT_S
+        while start is None or time.monotonic() - start < seconds:
             result = pipeline.next(timeout_ms=100)
             if not isinstance(result, LiveResult):
+                if start is None and time.monotonic() > deadline:
+                    raise RuntimeError(f"{backend}: no result within {FIRST_RESULT_S:.0f} s")
                 continue
+            # the clock starts at the first result: the capture worker's start-up (a second or
+            # more on a busy machine) is not live time, and a short run would count none
+            start = time.monotonic() if start is None else start
             latencies.append(time.monotonic() - result.capture_time)
             stamps.append(result.stamps)
             dropped = result.dropped

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import _thread_pools  # noqa: F401  (first: before numpy and torch load)
 import numpy as np
 import pytest
 import torch

@@ -308,6 +308,7 @@ def test_synth_then_eval_every_test_set_of_the_world(files, tmp_path):
     assert not (tmp_path / "never.pth").exists()
 
 
+@pytest.mark.slow  # synth, train, eval: each has its own command's test here by default
 def test_tour_end_to_end(tmp_path):
     out = tmp_path / "tour"
     result = fnac("tour", "--out", out, "--train", 16, "--test", 8, "--epochs", 1)

@@ -21,7 +21,9 @@ from realtime.stage import InferenceStage
 FRAME_SIZE = (640, 480)
 
 
-@pytest.fixture(scope="module", params=["cpu", "int8"])
+# int8 (its calibration, then 30 s of stream) runs in `make test-slow`; the int8 engine itself is
+# in tests/test_engines.py
+@pytest.fixture(scope="module", params=["cpu", pytest.param("int8", marks=pytest.mark.slow)])
 def scored(request):
     model = load_checkpoint(DEMO_CHECKPOINT)
     info = model.info

@@ -168,6 +168,7 @@ def test_a_picture_source_pairs_with_the_microphone(virtual_mic, clip):
     assert got["seqs"] == list(range(20))
 
 
+@pytest.mark.slow  # the whole pipeline; the pairing itself is tested above by default
 def test_fnac_run_takes_a_camera_with_a_microphone(virtual_mic, clip):
     """Through the whole pipeline. The virtual microphone delivers about 100x faster than real
     time (ALSA's null device has no clock), so frames queue behind its audio: the test asks

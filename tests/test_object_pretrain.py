@@ -22,6 +22,7 @@ def world_root(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow  # 40 steps of a ResNet-18 and 200 held-out scenes: the slow set
 def test_it_learns_the_classes_and_writes_imagenet_shaped_weights(world_root, tmp_path):
     out = tmp_path / "objects.pth"
     summary = pretrain(world_root, out, PretrainConfig(images=96, steps=40, batch_size=16))

@@ -142,6 +142,7 @@ def test_run_with_a_bad_source_fails_clearly(checkpoint, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # 16 s of stream; by default: the warm standby and tests/test_gui.py's kill
 def test_a_killed_inference_worker_is_restarted_and_results_resume(checkpoint, tmp_path):
     import signal
 
@@ -201,6 +202,7 @@ def test_bench_reports_every_variant(tmp_path):
     assert result.stdout.startswith("machine: ") and "map diff" in result.stdout
 
 
+@pytest.mark.slow  # 24 s of stream
 def test_a_hung_inference_worker_is_detected_by_its_heartbeats(checkpoint, tmp_path):
     import signal
 
@@ -369,6 +371,7 @@ def test_a_killed_capture_worker_is_restarted_and_results_resume(checkpoint):
     assert not processes_mentioning("fnac-ipc-")
 
 
+@pytest.mark.slow  # 10 s of flood
 def test_a_flood_from_a_fast_producer_is_dropped_and_memory_stays_bounded(checkpoint):
     """A peer that pushes 640x480 frames and audio as fast as it can (a misbehaving device or
     remote capture): the link's bound holds, the excess is dropped and counted, results go on."""

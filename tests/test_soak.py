@@ -46,6 +46,7 @@ def test_descendants_sees_a_grandchild_and_forgets_it_when_it_ends():
     assert child.pid not in descendants(os.getpid())
 
 
+@pytest.mark.slow  # 30 s; by default the pipeline tests check that nothing is left running
 def test_thirty_seconds_of_the_live_pipeline_leak_nothing():
     config = LiveConfig("synthetic", str(DEMO_CHECKPOINT))
     report = soak(config, seconds=30, every=5, say=lambda text: None)

@@ -46,13 +46,15 @@ def test_one_epoch_writes_checkpoints_with_finite_terms(av_root, tmp_path):
     assert json.loads((out / "config.json").read_text())["sample_rate"] == 8000
 
 
-def test_resume_equals_an_uninterrupted_run(av_root, tmp_path):
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    root = make_av_root(tmp_path / "av", n=8)  # two batches of 4 an epoch, 1 s of audio each
+    tiny = {**TINY, "batch_size": 4, "window_s": 1.0}
     straight = tmp_path / "straight"
-    train(resolve(overrides=dict(data=str(av_root), out=str(straight), epochs=2, warmup=1, **TINY)))
+    train(resolve(overrides=dict(data=str(root), out=str(straight), epochs=2, warmup=1, **tiny)))
     split = tmp_path / "split"
-    train(resolve(overrides=dict(data=str(av_root), out=str(split), epochs=1, warmup=1, **TINY)))
+    train(resolve(overrides=dict(data=str(root), out=str(split), epochs=1, warmup=1, **tiny)))
     train(
-        resolve(overrides=dict(data=str(av_root), out=str(split), epochs=2, warmup=1, **TINY)),
+        resolve(overrides=dict(data=str(root), out=str(split), epochs=2, warmup=1, **tiny)),
         resume=True,
     )
     a = load_checkpoint(straight / "latest.pth").state_dict()
@@ -74,6 +76,7 @@ def _train_cli(root: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow  # three runs of 4 epochs on 48 samples; a short resume runs by default
 def test_sigkill_mid_epoch_then_resume_ends_with_the_uninterrupted_weights(tmp_path):
     root = make_av_root(tmp_path / "av", n=48)
     straight = _train_cli(root, tmp_path / "straight")
@@ -99,7 +102,12 @@ def test_sigkill_mid_epoch_then_resume_ends_with_the_uninterrupted_weights(tmp_p
 
 
 def test_torchrun_two_processes_gloo_identical_weights(av_root, tmp_path):
+    import socket
+
     out = tmp_path / "ddp"
+    with socket.socket() as s:  # a free port: another run of the suite may hold a fixed one
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [
         sys.executable,
@@ -108,7 +116,7 @@ def test_torchrun_two_processes_gloo_identical_weights(av_root, tmp_path):
         "--nproc-per-node",
         "2",
         "--master-port",
-        "29533",
+        str(port),
         str(REPO / "tests" / "ddp_worker.py"),
         str(av_root),
         str(out),
@@ -165,6 +173,7 @@ def test_evaluation_on_known_answers(tmp_path, rng):
     assert len(list(Path(tmp_path / "overlays").glob("*.png"))) == 4
 
 
+@pytest.mark.slow  # a world, its pretraining and four training runs
 def test_false_negative_experiment_runs_and_reports(tmp_path):
     from train.experiment import ExperimentConfig, run_experiment
 
