@@ -47,6 +47,10 @@ DRAIN_LIMIT = 500  # messages taken from the input per turn
 # the 10 s of tests/test_pipeline.py's 640x480 flood).
 LINK_HWM = 32
 END_OF_STREAM_WAIT_S = 5.0
+# A live frame waits at most this long for room on a full link, then is dropped (counted): by
+# the time the consumer could take it, newer frames have come. Audio always waits (a device
+# faster than real time loses blocks at its own bounded queue, counted there, not here).
+FRAME_WAIT_S = 0.1
 
 
 def _ignore_sigint() -> None:
@@ -78,9 +82,10 @@ def capture_main(spec: CaptureSpec) -> None:
     try:
         with open_source(spec.source, realtime=spec.realtime, **spec.source_options()) as packets:
             for packet in packets:
+                wait_s = None  # audio is never dropped here: it waits for room
                 if isinstance(packet, FramePacket):
                     packet = fit_frame(packet)  # a 4K frame is 25 MB on the link
-                wait_s = 0.0 if spec.realtime else None
+                    wait_s = FRAME_WAIT_S if spec.realtime else None
                 if _deliver(out, packet.to_wire(), wait_s=wait_s, idle=beat):
                     sent += 1
                 else:

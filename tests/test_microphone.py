@@ -190,5 +190,5 @@ def test_fnac_run_takes_a_camera_with_a_microphone(virtual_mic, clip):
     result = run_with_alsa(virtual_mic, code)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = (virtual_mic / "out.jsonl").read_text().splitlines()
-    assert len(lines) >= 1 and "processed" in result.stderr
+    assert len(lines) >= 1 and "processed" in result.stderr, result.stderr[-3000:]
     assert "restarted" not in result.stderr
