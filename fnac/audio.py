@@ -1,4 +1,5 @@
-"""The audio front end (spec §3): clip rules, resampling and the log power spectrogram.
+"""The audio front end (spec §3): clip rules, resampling (``fnac.resample``) and the log power
+spectrogram.
 
 Everything is torch, batched over leading dimensions, on whatever device the input lives on.
 ``log_spectrogram`` equals ``log(scipy.signal.spectrogram(x, fs, nperseg=512, noverlap=274)[2]
@@ -16,6 +17,7 @@ import torch
 import torchaudio.functional as AF
 
 from fnac.config import AudioConfig
+from fnac.resample import resample as resample_samples
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +85,13 @@ def normalize_spectrogram(
 
 
 def resample(wave: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
-    """(..., N) at orig_rate -> (..., N') at new_rate (torchaudio's sinc interpolation)."""
+    """(..., N) at orig_rate -> (..., N') at new_rate, float32, by ``fnac.resample`` (the one
+    resampler the live ring uses too)."""
     if orig_rate == new_rate:
         return wave
-    return AF.resample(wave, int(orig_rate), int(new_rate))
+    flat = wave.reshape(-1, wave.shape[-1]).float().numpy()
+    out = torch.from_numpy(resample_samples(flat, orig_rate, new_rate))
+    return out.reshape(*wave.shape[:-1], out.shape[-1])
 
 
 def center_clip(

@@ -29,6 +29,7 @@ class Window:
     gap: bool  # the window holds zero-filled missing audio
     lag_s: float  # how far t lies beyond the newest sample (0 when audio is on time)
     end_time: float  # capture time of the window's last sample
+    zero_filled: int  # samples that are zeros standing in for audio not delivered
 
 
 class AudioRing:
@@ -114,8 +115,8 @@ class AudioRing:
     def window(self, t: float) -> Window:
         """The ``window_s`` seconds of audio ending at capture time t."""
         if self.anchor_t is None:
-            return Window(np.zeros(self.window_n, np.float32), True, False, 0.0, t)
-        end = int(np.floor((t - self.anchor_t) * self.rate + 1e-6)) + self.anchor_n + 1
+            return Window(np.zeros(self.window_n, np.float32), True, False, 0.0, t, self.window_n)
+        end = self._end(t)
         lag = 0.0
         if end > self.written:
             lag = (end - self.written) / self.rate
@@ -130,6 +131,13 @@ class AudioRing:
             out[have - start :] = self.buffer[idx]
             valid[have - start :] = self.valid[idx]
         padded = start < oldest or start < 0
+        front = max(0, min(have, end) - start)  # zeros before the stream (or the ring) began
+        zero_filled = front + int((~valid[front:]).sum())
         if padded:
-            valid[: max(0, have - start)] = True  # padding is flagged as such, not as a gap
-        return Window(out, padded, bool((~valid).any()), lag, self.time_of(end - 1))
+            valid[:front] = True  # padding is flagged as such, not as a gap
+        gap = bool((~valid).any())
+        return Window(out, padded, gap, lag, self.time_of(end - 1), zero_filled)
+
+    def _end(self, t: float) -> int:
+        """The absolute index just after the sample captured at t."""
+        return int(np.floor((t - self.anchor_t) * self.rate + 1e-6)) + self.anchor_n + 1

@@ -112,7 +112,7 @@ def live_in_process(stage: InferenceStage, seconds: float) -> dict[str, Any]:
         waiting = []
         while not packets.empty():
             waiting.append(packets.get())
-        frame = intake.take(waiting)
+        frame = intake.next_frame(waiting)
         if frame is None:
             if start is None and time.monotonic() > deadline:
                 raise RuntimeError(f"the reference got no frame within {FIRST_RESULT_S:.0f} s")

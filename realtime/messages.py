@@ -77,6 +77,26 @@ class EndOfStream:
 
 
 @dataclass(frozen=True)
+class AudioSpan:
+    """The audio a result's map was computed from: ``[start, end)`` in the source's own time (the
+    frames' pts clock for a file or the synthetic world; capture time for a device), and how many
+    of its samples were zeros standing in for audio the source had not delivered (before the
+    stream began, or lost). Where the audio embedding is reused, the span is the one it was
+    computed from."""
+
+    start: float
+    end: float
+    zero_filled: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": round(self.start, 5),
+            "end": round(self.end, 5),
+            "zero_filled": self.zero_filled,
+        }
+
+
+@dataclass(frozen=True)
 class LiveResult:
     """One processed frame as the inference worker publishes it."""
 
@@ -98,6 +118,7 @@ class LiveResult:
     processed: int  # frames processed so far
     truth: list[dict[str, Any]] | None  # what the synthetic source knows of the frame
     stamps: dict[str, float] = field(default_factory=dict)  # stage -> monotonic seconds
+    audio: AudioSpan | None = None  # the audio behind the map (None: no audio had come)
 
     @property
     def capture_time(self) -> float:
@@ -123,6 +144,7 @@ class LiveResult:
                 "rejected": self.rejected,
                 "processed": self.processed,
                 "truth": self.truth,
+                "audio": self.audio.to_json() if self.audio else None,
             },
         )
 
@@ -285,6 +307,19 @@ def result_from_wire(msg: Message) -> LiveResult:
         processed=_need(meta, "processed", int),
         truth=truth,
         stamps=dict(msg.stamps),
+        audio=_span(meta.get("audio")),
+    )
+
+
+def _span(value: Any) -> AudioSpan | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise WireError("a result whose audio span is not an object")
+    return AudioSpan(
+        float(_need(value, "start", NUMBER)),
+        float(_need(value, "end", NUMBER)),
+        _need(value, "zero_filled", int),
     )
 
 

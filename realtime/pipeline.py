@@ -244,6 +244,7 @@ class Sinks:
                 "confidence": round(result.confidence, 4),
                 "sounding": result.sounding,
                 "latency_ms": round(1000 * (result.stamps["publish"] - result.capture_time), 2),
+                "audio": result.audio.to_json() if result.audio else None,
             }
             self.jsonl.write(json.dumps(record) + "\n")
         if self.video_path:

@@ -31,10 +31,17 @@ import torch
 from fnac.audio import log_spectrogram, normalize_spectrogram
 from fnac.config import AudioConfig, ImageConfig
 from fnac.image import preprocess_frames, to_rgb
-from realtime.audio_ring import AudioRing
+from fnac.resample import StreamResampler
+from realtime.audio_ring import AudioRing, Window
 from realtime.engines import Engine
-from realtime.messages import AudioPacket, EndOfStream, FramePacket, LiveResult, Packet
-from realtime.resample import StreamingResampler
+from realtime.messages import (
+    AudioPacket,
+    AudioSpan,
+    EndOfStream,
+    FramePacket,
+    LiveResult,
+    Packet,
+)
 from realtime.results import ConfidenceSettings, Localization, analyze, spectrum_db
 from realtime.sources import fit_frame
 
@@ -42,6 +49,9 @@ log = logging.getLogger(__name__)
 
 MAX_RATE = 384_000  # Hz, the fastest audio hardware; the resampler's filter grows with the rate
 MAX_BLOCK_S = 1.0  # s; a live block is tens of ms, and the resampler's memory grows with a block
+# The longest a frame waits for its audio (``Intake.next_frame``): a device's block (tens of ms)
+# plus the resampler's hold-back, with room; beyond it the audio is late or lost, not coming.
+AUDIO_WAIT_S = 0.3
 
 
 class BadPacket(ValueError):
@@ -117,6 +127,7 @@ class Result:
     audio_fresh: bool  # the audio embedding was recomputed for this frame
     spectrum: np.ndarray  # (F,) dB spectrum of the newest audio, for the live window's strip
     stamps: dict[str, float] = field(default_factory=dict)  # stage -> monotonic seconds
+    audio: AudioSpan | None = None  # the audio the embedding was computed from
 
 
 class InferenceStage:
@@ -145,9 +156,10 @@ class InferenceStage:
             self.audio.window_s,
             capacity_s=max(10.0, 2 * self.audio.window_s),
         )
-        self.resampler: StreamingResampler | None = None
+        self.resampler: StreamResampler | None = None
         self.source_rate: int | None = None
         self.audio_anchor: float | None = None  # capture time of the resampler's first sample
+        self.audio_pts_anchor = 0.0  # the same sample's time in the source (its pts)
         self.fed = 0  # samples fed to the resampler since the anchor (at the source's rate)
         self.emitted = 0  # samples it returned (at the model's rate)
         self.last_seq: int | None = None
@@ -155,6 +167,7 @@ class InferenceStage:
         self.last_pts: float | None = None  # the newest frame's pts
         self.embedding: torch.Tensor | None = None
         self.embedding_pts = -np.inf
+        self.embedding_span: AudioSpan | None = None
 
     def warm_up(self, runs: int = 2) -> None:
         """Run both encoders on blank input (first calls compile, allocate, tune)."""
@@ -171,13 +184,14 @@ class InferenceStage:
         if self.last_seq is not None and packet.seq <= self.last_seq:
             self.reset()  # the capture started again: its blocks are numbered from 0 anew
         if self.resampler is None or packet.rate != self.source_rate:
-            self._anchor(packet.rate, packet.t)
+            self._anchor(packet.rate, packet.t, packet.pts)
         elif packet.seq > self.last_seq + 1:
             lost = (packet.seq - self.last_seq - 1) * self.last_block
             if lost * self.ring.rate < self.ring.capacity * self.source_rate:
                 self._append(np.zeros(lost, np.float32), valid=False)
             else:  # the ring would hold nothing but zeros: it fills the time, not the resampler
-                self._anchor(packet.rate, self.audio_anchor + (self.fed + lost) / packet.rate)
+                skip = (self.fed + lost) / packet.rate
+                self._anchor(packet.rate, self.audio_anchor + skip, self.audio_pts_anchor + skip)
         self.last_seq, self.last_block = packet.seq, packet.samples.size
         samples, finite = packet.samples, np.isfinite(packet.samples)
         if not finite.all():
@@ -185,10 +199,22 @@ class InferenceStage:
             samples = np.where(finite, samples, np.float32(0))
         self._append(samples, valid=bool(finite.all()))
 
-    def _anchor(self, rate: int, t: float) -> None:
-        """Start resampling anew from ``rate``, the next sample fed being captured at t."""
-        self.resampler = StreamingResampler(rate, self.audio.sample_rate)
-        self.source_rate, self.audio_anchor = rate, t
+    def end_audio(self) -> None:
+        """The source ended: the resampler's held-back tail goes into the ring (a stream that
+        starts again starts a new resampler)."""
+        if self.resampler is not None:
+            tail = self.resampler.flush()
+            if tail.size:
+                t = self.audio_anchor + self.emitted / self.audio.sample_rate
+                self.ring.write(tail, t)
+                self.emitted += tail.size
+            self.resampler = None
+
+    def _anchor(self, rate: int, t: float, pts: float) -> None:
+        """Start resampling anew from ``rate``, the next sample fed being captured at t (its
+        time in the source: pts)."""
+        self.resampler = StreamResampler(rate, self.audio.sample_rate)
+        self.source_rate, self.audio_anchor, self.audio_pts_anchor = rate, t, pts
         self.fed = self.emitted = 0
 
     def _append(self, samples: np.ndarray, valid: bool) -> None:
@@ -200,17 +226,41 @@ class InferenceStage:
         self.fed += samples.size
         self.emitted += out.size
 
-    def _audio_embedding(self, window: np.ndarray, pts: float) -> bool:
-        if self.embedding is not None and pts - self.embedding_pts < self.audio_period - 1e-9:
+    def _due(self, pts: float) -> bool:
+        """Whether the audio embedding is to be recomputed for a frame at ``pts``."""
+        return self.embedding is None or pts - self.embedding_pts >= self.audio_period - 1e-9
+
+    def ready_for(self, frame: FramePacket) -> bool:
+        """Whether ``frame`` can be processed exactly now: its audio embedding is reused, or the
+        audio up to the frame's capture time has been resampled into the ring (or no audio has
+        come at all: a source without sound)."""
+        if not self._due(frame.pts) or self.audio_anchor is None:
+            return True
+        newest = self.audio_anchor + self.emitted / self.audio.sample_rate  # just after the last
+        return frame.t + 1e-6 < newest
+
+    def _span(self, window: Window) -> AudioSpan | None:
+        """The window's time in the source (None before any audio came)."""
+        if self.audio_anchor is None:
+            return None
+        end = self.audio_pts_anchor + (window.end_time - self.audio_anchor) + 1 / self.ring.rate
+        return AudioSpan(end - self.ring.window_n / self.ring.rate, end, window.zero_filled)
+
+    def _audio_embedding(self, window: Window, pts: float) -> bool:
+        if not self._due(pts):
             return False
+        self.embedding_span = self._span(window)
+        self._encode_audio(window.samples)
+        self.embedding_pts = pts
+        self.audio_encodes += 1
+        return True
+
+    def _encode_audio(self, window: np.ndarray) -> None:
         wave = torch.from_numpy(window).clamp(-1, 1)
         spec = normalize_spectrogram(
             log_spectrogram(wave, self.audio.sample_rate, self.audio), self.audio
         )
         self.embedding = self.engine.encode_audio(spec[None, None])
-        self.embedding_pts = pts
-        self.audio_encodes += 1
-        return True
 
     def process(self, frame: FramePacket) -> Result:
         """One frame -> its result, with the time of every stage; BadPacket if it is unusable."""
@@ -220,7 +270,7 @@ class InferenceStage:
         self.last_pts = frame.pts
         stamps = {"capture": frame.t, "start": time.monotonic()}
         window = self.ring.window(frame.t)
-        fresh = self._audio_embedding(window.samples, frame.pts)
+        fresh = self._audio_embedding(window, frame.pts)
         stamps["audio"] = time.monotonic()
         batch = preprocess_frames([frame.image], self.image, method=self.resize)
         stamps["preprocess"] = time.monotonic()
@@ -244,7 +294,16 @@ class InferenceStage:
         stamps["result"] = time.monotonic()
         spectrum = spectrum_db(window.samples, n_fft=512)
         return Result(
-            frame.index, frame.pts, raw, loc, window.padded, window.gap, fresh, spectrum, stamps
+            frame.index,
+            frame.pts,
+            raw,
+            loc,
+            window.padded,
+            window.gap,
+            fresh,
+            spectrum,
+            stamps,
+            self.embedding_span,
         )
 
 
@@ -254,7 +313,7 @@ class NaiveStage(InferenceStage):
     def __init__(self, engine, audio, image) -> None:
         super().__init__(engine, audio, image, audio_rate_hz=1e9, resize="reference")
 
-    def _audio_embedding(self, window: np.ndarray, pts: float) -> bool:
+    def _encode_audio(self, window: np.ndarray) -> None:
         import scipy.signal
 
         _, _, psd = scipy.signal.spectrogram(
@@ -262,22 +321,31 @@ class NaiveStage(InferenceStage):
         )
         spec = torch.from_numpy(np.log(psd + self.audio.log_eps) / self.audio.norm_std).float()
         self.embedding = self.engine.encode_audio(spec[None, None])
-        self.audio_encodes += 1
-        return True
 
 
 class Intake:
     """One turn of the inference loop's input, for the worker and the bench alike: every audio
     packet goes into the stage, in order; of the frames only the newest is kept (the stale ones
     are dropped before the expensive stage and counted); a packet the stage cannot use is
-    rejected and counted, never fatal. ``publish`` turns the stage's result into the message."""
+    rejected and counted, never fatal. ``publish`` turns the stage's result into the message.
+
+    ``next_frame`` also holds the newest frame back until its audio is there: a frame whose audio
+    embedding is due waits until the ring holds the audio up to the frame's capture time (a
+    microphone delivers a block after its last sample was captured; a file's audio packet may
+    come after the frame in the file), so that its window never misses samples the source
+    delivered. It waits at most ``AUDIO_WAIT_S`` (from when the first held frame came: a newer
+    frame replaces the held one without restarting the clock), then goes with what there is,
+    counted as ``late``."""
 
     def __init__(self, stage: InferenceStage) -> None:
         self.stage = stage
         self.dropped = 0  # stale frames
         self.rejected = 0  # packets the stage could not use
         self.processed = 0  # frames processed (the caller counts them)
+        self.late = 0  # frames processed without all their audio (it had not come in time)
         self.ended = False  # an end-of-stream came in
+        self.held: FramePacket | None = None  # the newest frame, waiting for its audio
+        self.held_since = 0.0  # monotonic time the wait began
 
     def take(self, packets: Iterable[Packet | None]) -> FramePacket | None:
         """Feed the audio of ``packets`` to the stage; the newest usable frame among them."""
@@ -292,11 +360,31 @@ class Intake:
                     newest = frame
                 elif isinstance(packet, EndOfStream):
                     self.ended = True
+                    self.stage.end_audio()
             except BadPacket as exc:
                 self.rejected += 1
                 if self.rejected == 1:
                     log.warning("rejected a packet: %s (more are counted)", exc)
         return newest
+
+    def next_frame(self, packets: Iterable[Packet | None]) -> FramePacket | None:
+        """Take ``packets`` in; the frame to process now, if there is one (see the class)."""
+        newest = self.take(packets)
+        now = time.monotonic()
+        if newest is not None:
+            if self.held is None:
+                self.held_since = now
+            else:
+                self.dropped += 1
+            self.held = newest
+        if self.held is None:
+            return None
+        ready = self.stage.ready_for(self.held)
+        if not (ready or self.ended or now - self.held_since >= AUDIO_WAIT_S):
+            return None
+        self.late += not ready
+        frame, self.held = self.held, None
+        return frame
 
     def publish(self, result: Result, frame: FramePacket) -> LiveResult:
         """The message of ``result`` (of ``frame``), stamped as it leaves, with the counters."""
@@ -320,4 +408,5 @@ class Intake:
             processed=self.processed,
             truth=frame.truth,
             stamps={**result.stamps, "publish": time.monotonic()},
+            audio=result.audio,
         )

@@ -201,17 +201,17 @@ def _serve(stage: InferenceStage, inbox: Channel, outbox: Channel, status: Chann
     intake = Intake(stage)
     last_beat = 0.0
     while True:
-        first = inbox.recv(timeout_ms=100)
+        first = inbox.recv(timeout_ms=5 if intake.held is not None else 100)
         batch = ([first] if first else []) + inbox.drain(limit=DRAIN_LIMIT)
-        frame = intake.take(packet_from_wire(msg) for msg in batch)
-        if intake.ended:
-            outbox.send(EndOfStream(intake.processed).to_wire())
-            intake.ended = False
+        frame = intake.next_frame(packet_from_wire(msg) for msg in batch)
         if frame is not None:
             frame = fit_frame(frame)  # the image published is the one localized
             result = stage.process(frame)
             intake.processed += 1
             outbox.send(intake.publish(result, frame).to_wire())
+        if intake.ended and intake.held is None:
+            outbox.send(EndOfStream(intake.processed).to_wire())
+            intake.ended = False
         if time.monotonic() - last_beat > HEARTBEAT_S:
             beat = Heartbeat(
                 "inference", intake.processed, time.monotonic(), intake.dropped, intake.rejected

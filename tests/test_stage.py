@@ -276,3 +276,78 @@ def test_a_restarted_capture_is_processed_as_a_new_stream(engine, t0, frame_firs
         assert (r.padded, r.gap, r.audio_fresh) == (f.padded, f.gap, f.audio_fresh)
         assert r.localization.level_db == pytest.approx(f.localization.level_db)
         np.testing.assert_allclose(r.raw_map, f.raw_map, rtol=1e-5, atol=1e-6)
+
+
+def _stage(engine, rate=16000):
+    return InferenceStage(
+        engine, AudioConfig(sample_rate=rate), ImageConfig(size=64), audio_rate_hz=10.0
+    )
+
+
+def _frame(index, t, shape=(48, 64, 3)):
+    return FramePacket(index, t, t, np.zeros(shape, np.uint8))
+
+
+def _block(seq, t, n=800, rate=16000):
+    return AudioPacket(seq, t, t, np.full(n, 0.1, np.float32), rate)
+
+
+def test_a_frame_waits_for_its_audio_then_goes(engine):
+    from realtime.stage import Intake
+
+    stage = _stage(engine)
+    intake = Intake(stage)
+    assert intake.next_frame([_frame(0, 0.0)]) is not None  # no sound yet: nothing to wait for
+    # audio up to 0.1 s has come; a frame at 0.2 s (its embedding due) waits for the rest
+    assert intake.next_frame([_block(0, 0.0, 1600), _frame(1, 0.2)]) is None
+    assert intake.held is not None and intake.next_frame([]) is None
+    got = intake.next_frame([_block(1, 0.1, 1600), _block(2, 0.2, 800)])  # now up to 0.25 s
+    assert got is not None and got.index == 1 and intake.late == 0
+    stage.process(got)
+    # a frame whose embedding is reused does not wait
+    assert intake.next_frame([_frame(2, 0.27)]) is not None
+
+
+def test_a_newer_frame_replaces_the_held_one_and_the_wait_is_bounded(engine, monkeypatch):
+    import realtime.stage as stage_module
+    from realtime.stage import Intake
+
+    monkeypatch.setattr(stage_module, "AUDIO_WAIT_S", 0.05)
+    intake = Intake(_stage(engine))
+    intake.next_frame([_block(0, 0.0, 1600)])
+    assert intake.next_frame([_frame(0, 0.5)]) is None
+    assert intake.next_frame([_frame(1, 0.55)]) is None and intake.dropped == 1
+    import time
+
+    time.sleep(0.06)  # the audio never comes: the newest frame goes, counted late
+    got = intake.next_frame([])
+    assert got is not None and got.index == 1 and intake.late == 1
+
+
+def test_the_end_of_the_stream_releases_the_held_frame_with_all_its_audio(engine):
+    from realtime.messages import EndOfStream
+    from realtime.stage import Intake
+
+    stage = _stage(engine, rate=8000)
+    intake = Intake(stage)
+    blocks = [AudioPacket(i, i * 0.05, i * 0.05, np.full(2205, 0.1, np.float32), 44100)
+              for i in range(20)]  # fmt: skip
+    # 1 s at 44.1 kHz: the resampler holds its newest output back until the end
+    assert intake.next_frame([*blocks, _frame(0, 0.99)]) is None
+    frame = intake.next_frame([EndOfStream(20)])
+    assert frame is not None and intake.late == 0
+    result = stage.process(frame)
+    span = result.audio
+    assert span.end == pytest.approx(0.99 + 1 / 8000, abs=1e-3)
+    assert span.end - span.start == pytest.approx(3.0)
+    assert span.zero_filled == round(-span.start * 8000)  # the time before the sound began
+
+
+def test_a_reused_embedding_reports_the_span_it_was_computed_from(engine):
+    stage = _stage(engine)
+    for i in range(10):
+        stage.add_audio(_block(i, i * 0.05))
+    first = stage.process(_frame(0, 0.2))
+    second = stage.process(_frame(1, 0.25))  # within 0.1 s: the embedding is reused
+    assert first.audio_fresh and not second.audio_fresh
+    assert second.audio == first.audio and first.audio.end == pytest.approx(0.2 + 1 / 16000)
