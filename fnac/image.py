@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision import transforms
 
 from fnac.config import ImageConfig
 
@@ -56,8 +55,11 @@ def to_rgb(frame: np.ndarray, bgr: bool = True) -> np.ndarray:
     return np.ascontiguousarray(frame[:, :, ::-1] if bgr else frame)
 
 
-def test_transform(config: ImageConfig | None = None) -> transforms.Compose:
-    """The published test transform for PIL images."""
+def test_transform(config: ImageConfig | None = None):
+    """The published test transform for PIL images (torchvision's, imported here: importing it
+    costs a second and a half, which the live path, resizing with torch, does not pay)."""
+    from torchvision import transforms
+
     config = config or ImageConfig()
     return transforms.Compose(
         [
@@ -68,8 +70,10 @@ def test_transform(config: ImageConfig | None = None) -> transforms.Compose:
     )
 
 
-def train_transform(config: ImageConfig | None = None) -> transforms.Compose:
+def train_transform(config: ImageConfig | None = None):
     """The published training augmentation for PIL images."""
+    from torchvision import transforms
+
     config = config or ImageConfig()
     return transforms.Compose(
         [

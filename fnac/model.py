@@ -4,7 +4,7 @@ Shapes use the same letters across the project: B batch, D embedding size, h x w
 grid (7 x 7 for a 224 x 224 frame), F frequency bins (257), T spectrogram frames.
 
 Parameter names match the published checkpoints: ``imgnet.*``, ``img_proj.*``, ``audnet.*``,
-``aud_proj.*`` (torchvision ResNet-18 trunks without ``fc``).
+``aud_proj.*`` (torchvision's ResNet-18 trunks without ``fc``, built by ``fnac.resnet``).
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import resnet18
-from torchvision.models.resnet import ResNet
 
 from fnac.config import ModelConfig
+from fnac.resnet import ResNet18, resnet18
 
 
-def resnet_trunk(net: ResNet, x: torch.Tensor) -> torch.Tensor:
-    """conv1 .. layer4 of a torchvision ResNet: (B, C, H, W) -> (B, 512, H/32, W/32)."""
+def resnet_trunk(net: ResNet18, x: torch.Tensor) -> torch.Tensor:
+    """conv1 .. layer4 of a ResNet-18: (B, C, H, W) -> (B, 512, H/32, W/32)."""
     x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
     return net.layer4(net.layer3(net.layer2(net.layer1(x))))
 
@@ -44,14 +43,14 @@ class FNAC(nn.Module):
         dim = self.config.dim
 
         # Image encoder: ResNet-18 trunk -> dropout -> 1x1 conv 512 -> D -> L2 over D.
-        self.imgnet = resnet18(weights=None)
+        self.imgnet = resnet18()
         self.imgnet.avgpool = nn.Identity()
         self.imgnet.fc = nn.Identity()
         self.img_dropout = nn.Dropout(p=self.config.dropout_img)
         self.img_proj = nn.Conv2d(512, dim, kernel_size=1)
 
         # Audio encoder: 1-channel ResNet-18 -> global max pool -> dropout -> linear 512 -> D.
-        self.audnet = resnet18(weights=None)
+        self.audnet = resnet18()
         self.audnet.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.audnet.avgpool = nn.AdaptiveMaxPool2d((1, 1))
         self.audnet.fc = nn.Identity()

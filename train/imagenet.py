@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 import torch
-from torchvision.models import resnet18
+
+from fnac.resnet import resnet18
 
 log = logging.getLogger(__name__)
 

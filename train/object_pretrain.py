@@ -89,9 +89,9 @@ def pretrain(world: str | Path, out: str | Path, config: PretrainConfig) -> dict
     """Train the classifier, write its state dict to ``out`` atomically, return a summary."""
     import torch
     import torch.nn.functional as F
-    from torchvision.models import resnet18
     from tqdm import tqdm
 
+    from fnac.resnet import resnet18
     from train.synth_world import World
     from train.trainer import pick_device
 
