@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -179,8 +180,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=capture_command)
 
 
+def _checkpoint_file(path: str) -> None:
+    """A checkpoint path that names a readable file, checked without torch: this process never
+    imports it (2 s of start-up); the inference worker reads the file and says what is wrong
+    with one that is no checkpoint."""
+    if not Path(path).is_file():
+        raise ValueError(f"checkpoint {path} does not exist (--checkpoint names a .pth file)")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"checkpoint {path} cannot be read (check its permissions)")
+
+
 def run_command(args: argparse.Namespace) -> int:
-    from fnac.checkpoint import read_checkpoint_info
     from realtime.pipeline import (
         LiveConfig,
         LivePipeline,
@@ -192,7 +202,7 @@ def run_command(args: argparse.Namespace) -> int:
     from realtime.sources import SourceError, open_source
     from realtime.transport import check_exposure, read_key_file
 
-    read_checkpoint_info(args.checkpoint, sample_rate=args.sample_rate)  # fail early, clearly
+    _checkpoint_file(args.checkpoint)  # the worker reads it, while this process goes on
     server_keys = read_key_file(args.keys, "server") if args.keys else None
     if args.listen:
         check_exposure(args.listen, server_keys["secret"] if server_keys else None)

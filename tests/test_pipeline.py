@@ -437,3 +437,22 @@ def test_a_flood_from_a_fast_producer_is_dropped_and_memory_stays_bounded(checkp
         assert pipeline.supervisor.processes["inference"].pid == worker  # never restarted
     assert peak - before < 250, f"the inference worker grew by {peak - before:.0f} MiB"
     assert results >= 10 and last.dropped > 100 and refused[0] > 0
+
+
+def test_run_never_imports_torch_and_a_bad_checkpoint_is_one_line_from_the_worker(tmp_path):
+    bad = tmp_path / "notes.pth"
+    bad.write_text("not a checkpoint")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        run_command(bad, "synthetic", 1), capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "could not start" in result.stderr and "not a PyTorch checkpoint" in result.stderr
+    code = (
+        "import sys, fnac.cli\n"
+        f"try: fnac.cli.main(['run', '--source', 'synthetic', '--checkpoint', {str(bad)!r}])\n"
+        "except SystemExit: pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip().splitlines()[-1] == "False"  # the worker reads the checkpoint
