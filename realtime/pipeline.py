@@ -131,8 +131,10 @@ class LivePipeline:
             except WireError:
                 self.malformed += 1
 
-    def _await_ready(self, timeout_s: float = 120.0) -> Ready:
-        """The inference worker's ready message; its start-up error, or its death, raised."""
+    def _await_ready(self) -> Ready:
+        """The inference worker's ready message; its start-up error, or its death, raised. It
+        has the supervisor's start-up deadline (loading, compiling and warming up the engine)."""
+        timeout_s = self.supervisor.start_s
         deadline = time.monotonic() + timeout_s
         worker = self.supervisor.processes["inference"]
         while time.monotonic() < deadline:

@@ -276,3 +276,55 @@ def test_a_restarted_capture_is_processed_as_a_new_stream(engine, t0, frame_firs
         assert (r.padded, r.gap, r.audio_fresh) == (f.padded, f.gap, f.audio_fresh)
         assert r.localization.level_db == pytest.approx(f.localization.level_db)
         np.testing.assert_allclose(r.raw_map, f.raw_map, rtol=1e-5, atol=1e-6)
+
+
+class GuardedEngine(Engine):
+    """Stands in for ``torch.compile``: remembers what each method was called with during the
+    warm-up (shape, strides, dtype, grad mode: what compile's guards check) and counts the calls
+    that come later with something new, each of which would be a recompile of seconds."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.seen: set[tuple] = set()
+        self.warm = False
+        self.new_after_warm_up: list[tuple] = []
+
+    def _signature(self, method: str, x: torch.Tensor) -> tuple:
+        return (method, tuple(x.shape), x.stride(), x.dtype, torch.is_inference_mode_enabled())
+
+    def _note(self, method: str, x: torch.Tensor) -> None:
+        signature = self._signature(method, x)
+        if self.warm and signature not in self.seen:
+            self.new_after_warm_up.append(signature)
+        self.seen.add(signature)
+
+    def _image(self, frames):
+        self._note("image", frames)
+        return super()._image(frames)
+
+    def _audio(self, spec):
+        self._note("audio", spec)
+        return super()._audio(spec)
+
+
+def test_the_warm_up_makes_exactly_the_calls_of_the_live_frames():
+    """A frame of the live stream calls the engine with nothing the warm-up did not: a compiled
+    engine recompiles on nothing after it (a spectrogram of other strides once cost seconds on
+    the first frame, and the supervisor restarted the worker as hung)."""
+    torch.manual_seed(0)
+    engine = GuardedEngine(FNAC(ModelConfig(dim=16)).eval())
+    stage = InferenceStage(engine, AudioConfig(sample_rate=16000), ImageConfig(size=64))
+    stage.warm_up()
+    engine.warm = True
+    frames = 0
+    with SyntheticSource(
+        size=(160, 120), fps=10, sample_rate=16000, seconds=1.0, realtime=False
+    ) as source:
+        for packet in source:
+            if isinstance(packet, AudioPacket):
+                stage.add_audio(packet)
+            else:
+                stage.process(packet)
+                frames += 1
+    assert frames >= 5 and stage.audio_encodes >= 5
+    assert engine.new_after_warm_up == []
