@@ -32,6 +32,34 @@ def cpu_has_native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
 
 
+def processor() -> dict[str, str]:
+    """What tells processors apart when their name does not (a cloud's "AMD EPYC" is several
+    generations): the name, family, model and stepping, and a digest of the instruction flags."""
+    import hashlib
+
+    fields = {}
+    for line in _cpuinfo().splitlines():
+        name, _, value = line.partition(":")
+        name = name.strip()
+        if name in ("cpu family", "model", "stepping") and name not in fields:
+            fields[name] = value.strip()
+    flags = " ".join(sorted(_cpu_flags()))
+    return {
+        "cpu": cpu_name(),
+        "family": fields.get("cpu family", ""),
+        "model": fields.get("model", ""),
+        "stepping": fields.get("stepping", ""),
+        "flags": hashlib.sha256(flags.encode()).hexdigest()[:12],
+    }
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_name() -> str:
     for line in _cpuinfo().splitlines():
         if line.startswith("model name"):
@@ -47,9 +75,7 @@ def machine() -> dict[str, Any]:
     flags = _cpu_flags()
     return {
         "cpu": cpu_name(),
-        "cores": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cores": usable_cores(),
         "int8_dot_product": sorted({"avx512_vnni", "avx_vnni", "amx_int8"} & flags),
         "native_bf16": cpu_has_native_bf16(),
         "torch": torch.__version__,

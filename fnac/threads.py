@@ -9,6 +9,11 @@ once the OpenMP threads sleep when idle and numpy's small products stay on one t
 Both settings are read when the libraries load. ``share_cores`` therefore runs first in the
 ``fnac`` command, before numpy or torch are imported, and in a supervisor before it spawns its
 workers (a spawned process inherits the environment). What the user set is kept.
+
+``PASSIVE`` is an assumption, tuned on one processor; spinning threads made the encoders 20-30 %
+faster in isolation on another. ``realtime.threadpolicy`` measures both through the live pipeline
+on request (``fnac bench --tune-threads``) and the live pipeline starts its workers with the
+verdict (``prefer``), unless the user set the variable.
 """
 
 from __future__ import annotations
@@ -16,9 +21,25 @@ from __future__ import annotations
 import os
 
 SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1"}
+_defaulted: dict[str, str] = {}  # what share_cores set here, not the user
 
 
 def share_cores() -> None:
     """Set the thread-pool settings above in this process's environment, unless already set."""
     for name, value in SETTINGS.items():
-        os.environ.setdefault(name, value)
+        if name not in os.environ:
+            os.environ[name] = _defaulted[name] = value
+
+
+def user_set(name: str) -> bool:
+    """Whether the user set ``name`` (it was in the environment before ``share_cores``)."""
+    return name in os.environ and os.environ[name] != _defaulted.get(name)
+
+
+def prefer(name: str, value: str) -> bool:
+    """Set ``name`` to ``value`` for the processes started from now on, unless the user set it;
+    whether it was set."""
+    if user_set(name):
+        return False
+    os.environ[name] = _defaulted[name] = value
+    return True

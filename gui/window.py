@@ -36,7 +36,7 @@ from PyQt6.QtWidgets import (
 from fnac.overlay import COLORMAPS
 from gui.feed import STALL_S, Feed, Shown
 from gui.strip import SpectrogramStrip
-from realtime.backends import BACKENDS
+from realtime.backends import BACKENDS, DEFAULT_BACKEND
 from realtime.pipeline import LiveConfig
 from realtime.render import Style, annotate
 
@@ -48,7 +48,7 @@ LEVEL_FLOOR_DB = -80.0  # the level meter's empty end
 class LiveSettings:
     source: str  # what the pipeline opens (a camera index or URL, a file, "synthetic")
     checkpoint: str
-    backend: str = "cpu"
+    backend: str = DEFAULT_BACKEND
     microphone: str | None = None  # "mic" or "mic:NAME"; paired with a camera or URL
     save_dir: str = "fnac-live"  # snapshots and recordings
     note: str = ""  # why these settings (the fallback to the synthetic world, ...)
@@ -397,8 +397,10 @@ class LiveWindow(QMainWindow):
             f"p95 {stats.latency_ms(95):5.0f} ms   dropped {stats.dropped}   "
             f"restarts {stats.restarts}   {feed.state}"
         )
-        if feed.engine:
-            text += f"   {feed.engine}"
+        if feed.engine:  # why auto chose it is one long line: in the event log and the tooltip
+            engine, _, why = feed.engine.partition("; auto: ")
+            text += f"   {engine} (auto)" if why else f"   {engine}"
+            self.readout.setToolTip(f"auto: {why}" if why else "")
         if self.paused:
             text += "   PAUSED"
         stalled = feed.stalled_for()

@@ -8,7 +8,9 @@ The reference is what a first implementation does: one process, float32 eager, b
 recomputed on every frame, the scipy spectrogram and the PIL resize. Rates such as the audio
 embedding's are counted in stream time, so both runs do the same work per second of stream.
 Each backend's maps are also held against eager's on scenes of the synthetic world (``vs_eager``),
-and the report names the machine: figures from different processors are not comparable.
+and the report names the machine: figures from different processors are not comparable. Under
+the table, one line says what ``--backend auto`` takes for this checkpoint on this machine and
+why (``realtime.autoselect``: from its cache, or measured once and kept).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from realtime.backends import BACKENDS
+from realtime.backends import CONCRETE
 from realtime.stats import percentiles_ms
 
 if TYPE_CHECKING:
@@ -129,14 +131,21 @@ def live_in_process(stage: InferenceStage, seconds: float) -> dict[str, Any]:
 
 
 def live_pipeline(
-    checkpoint: str, backend: str, seconds: float, engine_dir: str | None = None
+    checkpoint: str,
+    backend: str,
+    seconds: float,
+    engine_dir: str | None = None,
+    omp_wait_policy: str | None = None,
 ) -> dict[str, Any]:
-    """A backend's live run through the real multi-process pipeline."""
+    """A backend's live run through the real multi-process pipeline (its workers with
+    ``omp_wait_policy`` when given)."""
     from realtime.messages import LiveResult
     from realtime.pipeline import LiveConfig, LivePipeline
 
     latencies, stamps, dropped = [], [], 0
-    config = LiveConfig("synthetic", checkpoint, backend, engine_dir=engine_dir)
+    config = LiveConfig(
+        "synthetic", checkpoint, backend, engine_dir=engine_dir, omp_wait_policy=omp_wait_policy
+    )
     with LivePipeline(config, say=lambda text: None) as pipeline:
         start, deadline = None, time.monotonic() + FIRST_RESULT_S
         while start is None or time.monotonic() - start < seconds:
@@ -176,7 +185,7 @@ def agreement(
 
 
 def available_backends() -> list[str]:
-    names = [name for name in BACKENDS if name != "tensorrt"]
+    names = [name for name in CONCRETE if name != "tensorrt"]
     try:
         import torch
         import torch_tensorrt  # noqa: F401
@@ -198,6 +207,7 @@ def bench(
     from fnac.config import AudioConfig
     from fnac.hardware import machine
     from fnac.model import FNAC
+    from realtime.autoselect import choose
     from realtime.engines import Engine
     from realtime.quantize import calibration_inputs
     from realtime.registry import make_engine
@@ -215,6 +225,7 @@ def bench(
         # scenes of the synthetic world that int8's calibration (seed 0) did not see
         frames, specs = calibration_inputs(info.audio, info.image, AGREEMENT_SCENES, seed=1)
         eager_maps = eager.maps(eager.encode_image(frames), eager.encode_audio(specs))
+        verdict, _ = choose(model, info.audio, info.image.size, engine_dir, checkpoint)
         reference = NaiveStage(eager, info.audio, info.image)
         reference.warm_up()
         report: dict[str, Any] = {
@@ -222,6 +233,7 @@ def bench(
             "stream": {**STREAM, "size": list(STREAM["size"])},
             "seconds": seconds,
             "reference": live_in_process(reference, seconds),
+            "auto": {"backend": verdict.label, "reason": verdict.reason},
         }
         report["reference"]["throughput_fps"] = capacity(reference, seconds)
         report["backends"] = {}
@@ -239,8 +251,9 @@ def bench(
 
 
 def table(report: dict[str, Any]) -> str:
-    """The report as a text table under a line naming the machine; the last two columns hold each
-    backend's maps against eager's (``agreement``)."""
+    """The report as a text table under a line naming the machine, over a line saying what
+    ``--backend auto`` takes here; the last two columns hold each backend's maps against
+    eager's (``agreement``)."""
     from fnac.hardware import describe
 
     header = ("variant", "live fps", "dropped", "p50 ms", "p95 ms", "p99 ms", "capacity fps")
@@ -264,14 +277,21 @@ def table(report: dict[str, Any]) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join([f"machine: {describe(report['machine'])}", *lines])
+    auto = [report["auto"]["reason"]] if report.get("auto") else []
+    return "\n".join([f"machine: {describe(report['machine'])}", *lines, *auto])
 
 
 def chosen_backends(names: str | None) -> list[str]:
     """``--backends`` as a list (blank names ignored), every available backend when none is
     named; an unknown name is refused before anything runs."""
     named = [name.strip() for name in (names or "").split(",") if name.strip()]
-    unknown = [name for name in named if name not in BACKENDS]
+    if "auto" in named:
+        raise ValueError(
+            "auto is not timed on its own: it takes one of the others, and the line under the "
+            "table says which and why; name the backends to time (choose from "
+            f"{', '.join(CONCRETE)})"
+        )
+    unknown = [name for name in named if name not in CONCRETE]
     if unknown:
-        raise ValueError(f"unknown backend {', '.join(unknown)}: choose from {', '.join(BACKENDS)}")
+        raise ValueError(f"unknown backend {', '.join(unknown)}: choose from {', '.join(CONCRETE)}")
     return named or available_backends()

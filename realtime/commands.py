@@ -27,7 +27,13 @@ capture->result latency, frames dropped as stale."""
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
     """``--backend`` and ``--engine``, for every command that runs a model live."""
-    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="inference backend")
+    p.add_argument(
+        "--backend",
+        default=DEFAULT_BACKEND,
+        choices=BACKENDS,
+        help="inference backend (auto: the fastest here whose maps agree with float32's, "
+        "measured at the first start and kept in the user's cache)",
+    )
     p.add_argument(
         "--engine",
         metavar="DIR",
@@ -109,6 +115,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--backends", default=None, help="comma-separated (default: every available one)"
     )
     p.add_argument("--engine", metavar="DIR", default=None, help="tensorrt: fnac export's folder")
+    p.add_argument(
+        "--tune-threads",
+        action="store_true",
+        help="also run the live pipeline (auto backend) with OMP_WAIT_POLICY=PASSIVE and "
+        "ACTIVE, --seconds each, and keep the better for every later live run on this machine",
+    )
     p.set_defaults(func=bench_command)
 
     p = sub.add_parser(
@@ -244,6 +256,11 @@ def bench_command(args: argparse.Namespace) -> int:
     backends = chosen_backends(args.backends)
     report = bench(args.checkpoint, backends, args.seconds, args.engine)
     print(table(report))
+    if args.tune_threads:
+        from realtime.threadpolicy import measure
+
+        report["threads"] = measure(shipped_checkpoint(args.checkpoint), args.seconds)
+        print(report["threads"]["reason"])
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json_out}")

@@ -1,8 +1,10 @@
 """Inference engines: one interface, several backends, chosen by name.
 
 - ``eager``: the model as it is, float32 (the reference every other backend is held against);
-- ``cpu``: batch norm folded into the convolutions, channels_last tensors, bfloat16 autocast
-  where the CPU computes bf16 natively (AVX512-BF16 / AMX);
+- ``cpu``: batch norm folded into the convolutions, channels_last tensors, float32; with
+  ``bf16=True`` under bfloat16 autocast, which ``--backend auto`` (``realtime.autoselect``) takes
+  only where it measures faster than float32 and its maps agree (CPU flags do not tell: AVX512-BF16
+  without AMX measured slower than float32 on Xeons);
 - ``int8``: both encoders quantized to int8 for x86 CPUs, calibrated on the synthetic world
   (``realtime.quantize``);
 - ``compile``: ``torch.compile`` of both encoders;
@@ -24,7 +26,6 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from fnac.hardware import cpu_has_native_bf16
 from fnac.model import FNAC
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Engine:
     """The ``eager`` backend, and the interface of every other one."""
 
     name = "eager"
+    choice = ""  # why, when ``--backend auto`` chose it: one line, after ``describe()``
 
     def __init__(self, model: FNAC, device: str | torch.device = "cpu") -> None:
         self.model = model.eval().to(device)
@@ -104,16 +106,17 @@ def fold_batchnorm(net: nn.Module) -> None:
 
 class CpuEngine(Engine):
     """Batch norm folded into the convolutions, channels_last tensors (oneDNN's fast layout),
-    bfloat16 autocast on CPUs with native bf16. The engine keeps its own copy of the model."""
+    float32, or bfloat16 autocast when asked (``bf16``). The engine keeps its own copy of the
+    model."""
 
     name = "cpu"
 
-    def __init__(self, model: FNAC, bf16: bool | None = None) -> None:
+    def __init__(self, model: FNAC, bf16: bool = False) -> None:
         folded = copy.deepcopy(model).eval()
         fold_batchnorm(folded.imgnet)
         fold_batchnorm(folded.audnet)
         super().__init__(folded.to(memory_format=torch.channels_last), "cpu")
-        self.bf16 = cpu_has_native_bf16() if bf16 is None else bf16
+        self.bf16 = bf16
 
     def _autocast(self):
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)

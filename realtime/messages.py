@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime.backends import DEFAULT_BACKEND
 from realtime.wire import Message, WireError
 
 # --------------------------------------------------------------------------- capture -> inference
@@ -389,7 +390,7 @@ class InferenceSpec:
     inputs: str  # endpoint it binds for packets (ipc://, or tcp:// with --listen)
     results: str  # endpoint it binds for results
     status: str  # the supervisor's status endpoint
-    backend: str = "cpu"
+    backend: str = DEFAULT_BACKEND
     engine_dir: str | None = None  # the tensorrt backend's folder (fnac export)
     sample_rate: int | None = None  # overrides the checkpoint's (published files carry none)
     audio_rate_hz: float = 10.0  # audio embeddings per second of stream

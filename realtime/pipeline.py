@@ -64,6 +64,9 @@ class LiveConfig:
     server_keys: dict[str, bytes] | None = None
     standby: bool = False  # a warm spare inference worker
     seconds: float | None = None  # the synthetic source's length (None: endless)
+    # the workers' OMP_WAIT_POLICY; None: what this machine measured (realtime.threadpolicy),
+    # else fnac/threads.py's PASSIVE, unless the user set it
+    omp_wait_policy: str | None = None
 
 
 class PipelineError(RuntimeError, ValueError):
@@ -92,6 +95,13 @@ class LivePipeline:
                 raise PipelineError("give a source, or an address to listen on for fnac capture")
             keys = config.server_keys
             check_exposure(config.listen, keys.get("secret") if keys else None)
+        self.policy_was = os.environ.get("OMP_WAIT_POLICY")
+        if config.omp_wait_policy:  # asked for: the workers are started with it, then undone
+            os.environ["OMP_WAIT_POLICY"] = config.omp_wait_policy
+        else:
+            from realtime.threadpolicy import apply
+
+            apply()
         self.folder = private_dir()
         ends = {k: ipc_endpoint(self.folder, k) for k in ("frames", "results", "status")}
         self.ends = ends
@@ -131,8 +141,10 @@ class LivePipeline:
             except WireError:
                 self.malformed += 1
 
-    def _await_ready(self, timeout_s: float = 120.0) -> Ready:
-        """The inference worker's ready message; its start-up error, or its death, raised."""
+    def _await_ready(self) -> Ready:
+        """The inference worker's ready message; its start-up error, or its death, raised. It
+        has the supervisor's start-up deadline (loading, compiling and warming up the engine)."""
+        timeout_s = self.supervisor.start_s
         deadline = time.monotonic() + timeout_s
         worker = self.supervisor.processes["inference"]
         while time.monotonic() < deadline:
@@ -216,6 +228,11 @@ class LivePipeline:
 
     def close(self) -> None:
         self.supervisor.stop()
+        if self.config.omp_wait_policy:
+            if self.policy_was is None:
+                os.environ.pop("OMP_WAIT_POLICY", None)
+            else:
+                os.environ["OMP_WAIT_POLICY"] = self.policy_was
         self.status.close()
         self.results.close()
         self.context.term()

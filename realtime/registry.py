@@ -24,21 +24,48 @@ def make_engine(
     spec_frames: int | None = None,
     engine_dir: str | Path | None = None,
     checkpoint: str | Path | None = None,
+    bf16: bool = False,
 ) -> Engine:
     """The backend called ``name`` for ``model``. Shapes and the checkpoint's path default to what
     ``model.info`` records (``load_checkpoint`` sets it). ``tensorrt`` loads the engines that
     ``fnac export`` built from ``engine_dir``, by default the folder ``fnac export`` writes for
-    the checkpoint (``default_engine_dir``)."""
+    the checkpoint (``default_engine_dir``). ``bf16``: the ``cpu`` backend under bf16 autocast.
+    ``auto`` measures the others once on this machine (``realtime.autoselect``) and returns the
+    one it chose, with why in its ``choice``; a ``device`` of "cpu" keeps it off the GPU."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     info = getattr(model, "info", None)
     audio = info.audio if info else AudioConfig()
     image_size = image_size or (info.image.size if info else ImageConfig().size)
+    if name == "auto":
+        from realtime.autoselect import choose
+
+        verdict, engine = choose(
+            model,
+            audio,
+            image_size,
+            engine_dir=engine_dir,
+            checkpoint=checkpoint,
+            cuda=None if device is None else device.startswith("cuda"),
+        )
+        if engine is None:
+            engine = make_engine(
+                verdict.backend,
+                model,
+                verdict.device or device,
+                image_size,
+                spec_frames,
+                engine_dir,
+                checkpoint,
+                verdict.bf16,
+            )
+        engine.choice = verdict.reason
+        return engine
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if name == "eager":
         return Engine(model, device)
     if name == "cpu":
-        return CpuEngine(model)
+        return CpuEngine(model, bf16=bf16)
     if name == "compile":
         return CompileEngine(model, device)
     if name == "int8":
@@ -54,3 +81,8 @@ def make_engine(
     return TensorRTEngine(
         model, folder, Path(checkpoint), image_size, spec_frames or audio.n_frames()
     )
+
+
+def describe(engine: Engine) -> str:
+    """The engine on one line, and why ``--backend auto`` chose it when it did."""
+    return f"{engine.describe()}; {engine.choice}" if engine.choice else engine.describe()

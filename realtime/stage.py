@@ -170,11 +170,18 @@ class InferenceStage:
         self.embedding_span: AudioSpan | None = None
 
     def warm_up(self, runs: int = 2) -> None:
-        """Run both encoders on blank input (first calls compile, allocate, tune)."""
-        size = self.image.size
+        """Run the engine on a blank frame and silent audio through the very calls ``process``
+        makes (``_spectrogram``, ``_preprocess``, the engine's three methods): first calls
+        compile, allocate and tune here, not on the first real frames. The same calls, not just
+        the same shapes: ``torch.compile`` also guards on strides, and a spectrogram of the right
+        shape but other strides made it recompile for seconds on the first live frame, long
+        enough for the supervisor to take the worker for hung."""
+        silence = np.zeros(self.ring.window_n, np.float32)
+        blank = np.zeros((480, 640, 3), np.uint8)  # any size: frames are resized to (S, S)
         for _ in range(runs):
-            self.engine.encode_image(torch.zeros(1, 3, size, size))
-            self.engine.encode_audio(torch.zeros(1, 1, self.audio.n_freq, self.audio.n_frames()))
+            embedding = self.engine.encode_audio(self._spectrogram(silence))
+            v = self.engine.encode_image(self._preprocess(blank))
+            self.engine.maps(v, embedding)
 
     def add_audio(self, packet: AudioPacket) -> None:
         """Resample a block to the model's rate and append it to the ring; BadPacket if it is
@@ -250,17 +257,22 @@ class InferenceStage:
         if not self._due(pts):
             return False
         self.embedding_span = self._span(window)
-        self._encode_audio(window.samples)
+        self.embedding = self.engine.encode_audio(self._spectrogram(window.samples))
         self.embedding_pts = pts
         self.audio_encodes += 1
         return True
 
-    def _encode_audio(self, window: np.ndarray) -> None:
+    def _spectrogram(self, window: np.ndarray) -> torch.Tensor:
+        """(N,) float32 samples -> (1, 1, F, T), the audio encoder's input."""
         wave = torch.from_numpy(window).clamp(-1, 1)
         spec = normalize_spectrogram(
             log_spectrogram(wave, self.audio.sample_rate, self.audio), self.audio
         )
-        self.embedding = self.engine.encode_audio(spec[None, None])
+        return spec[None, None]
+
+    def _preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 BGR -> (1, 3, S, S), the image encoder's input."""
+        return preprocess_frames([image], self.image, method=self.resize)
 
     def process(self, frame: FramePacket) -> Result:
         """One frame -> its result, with the time of every stage; BadPacket if it is unusable."""
@@ -272,7 +284,7 @@ class InferenceStage:
         window = self.ring.window(frame.t)
         fresh = self._audio_embedding(window, frame.pts)
         stamps["audio"] = time.monotonic()
-        batch = preprocess_frames([frame.image], self.image, method=self.resize)
+        batch = self._preprocess(frame.image)
         stamps["preprocess"] = time.monotonic()
         v = self.engine.encode_image(batch)
         raw = self.engine.maps(v, self.embedding)[0].numpy()
@@ -313,14 +325,14 @@ class NaiveStage(InferenceStage):
     def __init__(self, engine, audio, image) -> None:
         super().__init__(engine, audio, image, audio_rate_hz=1e9, resize="reference")
 
-    def _encode_audio(self, window: np.ndarray) -> None:
+    def _spectrogram(self, window: np.ndarray) -> torch.Tensor:
         import scipy.signal
 
         _, _, psd = scipy.signal.spectrogram(
             window, self.audio.sample_rate, nperseg=self.audio.nperseg, noverlap=self.audio.noverlap
         )
         spec = torch.from_numpy(np.log(psd + self.audio.log_eps) / self.audio.norm_std).float()
-        self.embedding = self.engine.encode_audio(spec[None, None])
+        return spec[None, None]
 
 
 class Intake:

@@ -20,11 +20,16 @@ log = logging.getLogger(__name__)
 class Supervisor:
     """Starts the workers, restarts one that dies or whose heartbeats stop, stops them all.
 
-    A worker's heartbeat clock starts with its first heartbeat, so loading a model or compiling
-    an engine before that never counts as a stall. A worker that dies again before its first
-    heartbeat (a camera that is gone, a model that no longer loads) is restarted after a delay
-    that doubles each time, and given up after ``give_up_after`` such attempts: restarting it at
-    once, for ever, would only spin the CPU and flood the log.
+    A worker's heartbeat clock starts with its first heartbeat (the inference worker's ready
+    message counts as one), so loading a model, compiling or warming up an engine before that
+    never counts as a stall: start-up has its own, longer deadline, ``start_s`` (``torch.compile``
+    of both encoders takes a minute or more on 2 cores), after which a worker that said nothing
+    is taken for hung at start. The warm-up must leave nothing to compile for the first frames
+    (``InferenceStage.warm_up``): once heartbeats flow, ``stall_s`` applies. A worker that dies
+    again before its first heartbeat (a camera that is gone, a model that no longer loads) or
+    hangs at start is restarted after a delay that doubles each time, and given up after
+    ``give_up_after`` such attempts: restarting it at once, for ever, would only spin the CPU and
+    flood the log.
 
     For the workers named in ``standby`` it keeps a warm spare (started with a ``go`` event once
     the active one is healthy, so the two never load at once); a restart promotes the spare
@@ -32,6 +37,7 @@ class Supervisor:
 
     specs: dict[str, tuple[Any, Any]]  # name -> (process entry, its spec)
     stall_s: float = 5.0  # no heartbeat for this long: the worker is hung
+    start_s: float = 600.0  # no first heartbeat this long after its start: hung at start
     backoff_s: float = 0.5  # delay before the first restart; doubles while starts keep failing
     backoff_max_s: float = 8.0
     give_up_after: int = 5  # failed starts in a row (no heartbeat in between)
@@ -39,6 +45,7 @@ class Supervisor:
     restarts: dict[str, int] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
     beats: dict[str, float] = field(default_factory=dict)  # name -> last heartbeat (monotonic)
+    started: dict[str, float] = field(default_factory=dict)  # name -> when it was started
     failing: dict[str, int] = field(default_factory=dict)  # name -> failed starts in a row
     pending: dict[str, tuple[float, str]] = field(default_factory=dict)  # name -> (when, why)
     gave_up: dict[str, str] = field(default_factory=dict)  # name -> why
@@ -83,6 +90,7 @@ class Supervisor:
             proc = self._spawn(name)
         self.processes[name] = proc
         self.beats.pop(name, None)
+        self.started[name] = time.monotonic()
         return promoted
 
     def _keep_spare(self, name: str) -> None:
@@ -141,11 +149,14 @@ class Supervisor:
                 continue
             if proc.is_alive():
                 last = self.beats.get(name)
-                if last is None or now - last <= self.stall_s:
+                if last is not None and now - last > self.stall_s:
+                    why = f"sent no heartbeat for {now - last:.1f} s"
+                elif last is None and now - self.started.get(name, now) > self.start_s:
+                    why = f"said nothing in the {self.start_s:.0f} s it had to start"
+                else:
                     continue
                 proc.kill()
                 proc.join(2.0)
-                why = f"sent no heartbeat for {now - last:.1f} s"
             elif proc.exitcode == 0:
                 self.finished.add(name)
                 continue

@@ -127,7 +127,7 @@ def load_stage(spec: InferenceSpec) -> tuple[InferenceStage, Ready]:
     import torch
 
     from fnac.checkpoint import load_checkpoint
-    from realtime.registry import make_engine
+    from realtime.registry import describe, make_engine
     from realtime.results import ConfidenceSettings
     from realtime.stage import InferenceStage
 
@@ -140,7 +140,7 @@ def load_stage(spec: InferenceSpec) -> tuple[InferenceStage, Ready]:
     stage = InferenceStage(engine, info.audio, info.image, spec.audio_rate_hz, settings=settings)
     stage.warm_up()  # compile / allocate before the first real frame, not during it
     ready = Ready(
-        engine=engine.describe(),
+        engine=describe(engine),
         pid=os.getpid(),
         sample_rate=info.audio.sample_rate,
         image_size=info.image.size,

@@ -1,11 +1,24 @@
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import _thread_pools  # noqa: F401  (first: before numpy and torch load)
 import numpy as np
 import pytest
 import torch
+
+# What the tests measure and keep (realtime/cache.py) goes to a folder of their own, never the
+# user's cache; and ``--backend auto``, the default of every live command, is pinned to cpu:
+# measuring the backends in each test's inference worker would add seconds to every live test.
+# tests/test_autoselect.py lifts the pin where it tests the measuring itself.
+_CACHE = tempfile.mkdtemp(prefix="fnac-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, True)
+os.environ["FNAC_CACHE_DIR"] = _CACHE
+os.environ["FNAC_BACKEND"] = "cpu"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

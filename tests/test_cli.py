@@ -139,6 +139,7 @@ def test_localize_writes_an_overlay(files):
         (["eval", "--checkpoint", "{root}/model.pth", "--data", "{root}"], "cannot tell"),
         (["export", "--checkpoint", "{root}/model.pth", "--out", "{root}/engine"], "tensorrt"),
         (["bench", "--backends", "int8,magic"], "unknown backend magic: choose from cpu"),
+        (["bench", "--backends", "cpu,auto"], "auto is not timed on its own"),
     ],
 )
 def test_bad_input_gives_one_clear_line(files, args, message):
@@ -156,6 +157,18 @@ def every_command() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return dict(sub.choices)
+
+
+def test_every_live_command_defaults_to_the_auto_backend():
+    from realtime.backends import BACKENDS
+
+    with_backend = {}
+    for name, parser in every_command().items():
+        for action in parser._actions:
+            if "--backend" in action.option_strings:
+                with_backend[name] = (action.default, tuple(action.choices))
+    assert set(with_backend) == {"run", "soak", "live", "demo"}  # bench takes --backends
+    assert set(with_backend.values()) == {("auto", BACKENDS)} and BACKENDS[0] == "auto"
 
 
 def _takes_a_number(action: argparse.Action) -> bool:

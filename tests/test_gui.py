@@ -86,6 +86,8 @@ def test_frames_heatmaps_spectrogram_and_readouts_arrive(qtbot, window):
     assert "fps" in window.readout.text() and window.feed.stats.fps > 0
     assert "synthetic world" in window.note.text() and window.note.isVisible()
     assert window.level_meter.value() > -80  # the world is never silent for long
+    picker = window.backend_pick  # auto first, and the default
+    assert picker.itemText(0) == "auto" and picker.currentText() == "auto"
 
 
 def test_the_overlay_is_hottest_on_the_sounding_object(qtbot, window):

@@ -200,6 +200,28 @@ def test_bench_reports_every_variant(tmp_path):
     assert report["machine"]["cores"] >= 1 and report["machine"]["torch"]
     assert "reference" in result.stdout and "capacity fps" in result.stdout
     assert result.stdout.startswith("machine: ") and "map diff" in result.stdout
+    # what auto takes, under the table (pinned to cpu in the tests: tests/conftest.py)
+    assert report["auto"]["backend"] == "cpu"
+    assert "\nauto: cpu (FNAC_BACKEND=cpu: not measured)" in result.stdout
+
+
+@pytest.mark.slow  # torch.compile of both encoders, twice: minutes on 2 cores
+def test_bench_reports_a_live_row_for_compile(tmp_path):
+    """The worker compiles during its warm-up, not on its first live frames: no restart, and
+    frames come through (it once sent no heartbeat while it recompiled, restarted for ever)."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "fnac.cli", "bench", "--seconds", "3", "--backends", "compile"]
+    result = subprocess.run(
+        [*cmd, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "no heartbeat" not in result.stderr and "restarted" not in result.stderr
+    assert json.loads(out.read_text())["backends"]["compile"]["fps"] > 1
 
 
 @pytest.mark.slow  # 24 s of stream

@@ -351,3 +351,55 @@ def test_a_reused_embedding_reports_the_span_it_was_computed_from(engine):
     second = stage.process(_frame(1, 0.25))  # within 0.1 s: the embedding is reused
     assert first.audio_fresh and not second.audio_fresh
     assert second.audio == first.audio and first.audio.end == pytest.approx(0.2 + 1 / 16000)
+
+
+class GuardedEngine(Engine):
+    """Stands in for ``torch.compile``: remembers what each method was called with during the
+    warm-up (shape, strides, dtype, grad mode: what compile's guards check) and counts the calls
+    that come later with something new, each of which would be a recompile of seconds."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.seen: set[tuple] = set()
+        self.warm = False
+        self.new_after_warm_up: list[tuple] = []
+
+    def _signature(self, method: str, x: torch.Tensor) -> tuple:
+        return (method, tuple(x.shape), x.stride(), x.dtype, torch.is_inference_mode_enabled())
+
+    def _note(self, method: str, x: torch.Tensor) -> None:
+        signature = self._signature(method, x)
+        if self.warm and signature not in self.seen:
+            self.new_after_warm_up.append(signature)
+        self.seen.add(signature)
+
+    def _image(self, frames):
+        self._note("image", frames)
+        return super()._image(frames)
+
+    def _audio(self, spec):
+        self._note("audio", spec)
+        return super()._audio(spec)
+
+
+def test_the_warm_up_makes_exactly_the_calls_of_the_live_frames():
+    """A frame of the live stream calls the engine with nothing the warm-up did not: a compiled
+    engine recompiles on nothing after it (a spectrogram of other strides once cost seconds on
+    the first frame, and the supervisor restarted the worker as hung)."""
+    torch.manual_seed(0)
+    engine = GuardedEngine(FNAC(ModelConfig(dim=16)).eval())
+    stage = InferenceStage(engine, AudioConfig(sample_rate=16000), ImageConfig(size=64))
+    stage.warm_up()
+    engine.warm = True
+    frames = 0
+    with SyntheticSource(
+        size=(160, 120), fps=10, sample_rate=16000, seconds=1.0, realtime=False
+    ) as source:
+        for packet in source:
+            if isinstance(packet, AudioPacket):
+                stage.add_audio(packet)
+            else:
+                stage.process(packet)
+                frames += 1
+    assert frames >= 5 and stage.audio_encodes >= 5
+    assert engine.new_after_warm_up == []

@@ -62,3 +62,21 @@ def test_the_pipeline_names_a_capture_worker_it_gave_up_on(tmp_path):
             pipeline.next()
     text = str(failure.value)
     assert "capture worker" in text and "given up" in text and "cannot open source" in text
+
+
+def test_a_worker_still_starting_is_not_taken_for_hung_until_its_start_deadline():
+    """Loading and compiling send no heartbeat: longer than ``stall_s`` is no stall then, but a
+    worker that says nothing for ``start_s`` is hung at start: restarted, as a failed start."""
+    supervisor = Supervisor({"w": (time.sleep, 60)}, stall_s=0.1, start_s=1.0)
+    supervisor.start("w")
+    first = supervisor.processes["w"]
+    try:
+        time.sleep(0.5)
+        assert supervisor.check() == [] and first.is_alive()
+        time.sleep(0.7)
+        events = supervisor.check()
+        assert supervisor.processes["w"] is not first  # killed, released, started anew
+    finally:
+        supervisor.stop()
+    assert events == ["w worker said nothing in the 1 s it had to start; restarted (1)"]
+    assert supervisor.failing["w"] == 1  # the next failure waits (back-off), then gives up
