@@ -8,12 +8,23 @@ to 9 % of the map's range). Activation ranges are calibrated when the engine is 
 and 3 s sounds of the synthetic world (a few seconds on a CPU; no data to bring). The maps are not
 the float32 maps: ``tests/test_engines.py`` holds them to the float32 backend, and ``fnac bench``
 measures what it buys and how far its maps are from eager's.
+
+Calibrating and converting take several seconds on two cores, at every start. The frozen graphs
+are therefore kept in the user's cache folder (``realtime.cache``), named by a digest of the
+weights, the shapes, the calibration and torch's version: a later start with the same checkpoint
+loads them in a tenth of a second, and gives the same maps (``tests/test_engines.py``). A file
+that does not load is rebuilt and written again.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import logging
+import os
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +37,8 @@ from fnac.model import FNAC
 from realtime.engines import AudioEncoder, Engine, ImageEncoder
 
 KERNELS = "x86"
+FORMAT = 1  # of the cached graphs; raised when what they hold changes
+log = logging.getLogger(__name__)
 
 
 def calibration_inputs(
@@ -76,6 +89,44 @@ def quantize(
             return torch.jit.freeze(torch.jit.trace(converted, examples[:1]))
 
 
+def weights_digest(model: nn.Module) -> str:
+    """A digest of a model's weights (names and values): what the int8 graphs are made from."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def graph_key(model: nn.Module, audio: AudioConfig, image: ImageConfig, calibration: int) -> str:
+    """What the int8 graphs of ``model`` depend on, as a digest: its weights, the input shapes,
+    the calibration, this format and torch's version."""
+    shapes = (image.size, audio.n_freq, audio.n_frames(), audio.sample_rate)
+    made_of = (FORMAT, weights_digest(model), shapes, calibration, torch.__version__)
+    return hashlib.blake2b(repr(made_of).encode(), digest_size=12).hexdigest()
+
+
+def cached_graphs(key: str) -> dict[str, Path]:
+    from realtime.cache import cache_dir
+
+    return {part: cache_dir() / f"int8-{key}-{part}.pt" for part in ("image", "audio")}
+
+
+def _save(graph: torch.jit.ScriptModule, path: Path) -> None:
+    """Written whole (a temporary file renamed): two workers that start at once never leave half
+    a file. A folder that cannot be written costs the next start its calibration, nothing else."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+        os.close(fd)
+        with warnings.catch_warnings():  # TorchScript's deprecation notice
+            warnings.simplefilter("ignore")
+            torch.jit.save(graph, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        log.warning("could not keep the int8 graphs in %s (%s)", path.parent, exc)
+
+
 class Int8Engine(Engine):
     """Both encoders in int8 on the CPU; the maps in float32 as every engine's."""
 
@@ -87,12 +138,27 @@ class Int8Engine(Engine):
         if KERNELS not in torch.backends.quantized.supported_engines:
             raise ValueError(f"this torch build has no {KERNELS} int8 kernels: use --backend cpu")
         super().__init__(model, "cpu")
-        frames, specs = calibration_inputs(audio, image, calibration)
         self.calibration = calibration
-        image = ImageEncoder(copy.deepcopy(self.model))
-        audio = AudioEncoder(copy.deepcopy(self.model))
-        self.image_fn = quantize(image, frames, keep_float=("model.img_proj",))
-        self.audio_fn = quantize(audio, specs, keep_float=("model.aud_proj",))
+        torch.backends.quantized.engine = KERNELS
+        paths = cached_graphs(graph_key(self.model, audio, image, calibration))
+        self.cached = all(path.exists() for path in paths.values())
+        if self.cached:
+            try:
+                with warnings.catch_warnings():  # TorchScript's deprecation notice
+                    warnings.simplefilter("ignore")
+                    self.image_fn = torch.jit.load(str(paths["image"]), map_location="cpu")
+                    self.audio_fn = torch.jit.load(str(paths["audio"]), map_location="cpu")
+                return
+            except (RuntimeError, OSError) as exc:
+                log.warning("the cached int8 graphs do not load (%s): rebuilding them", exc)
+                self.cached = False
+        frames, specs = calibration_inputs(audio, image, calibration)
+        image_net = ImageEncoder(copy.deepcopy(self.model))
+        audio_net = AudioEncoder(copy.deepcopy(self.model))
+        self.image_fn = quantize(image_net, frames, keep_float=("model.img_proj",))
+        self.audio_fn = quantize(audio_net, specs, keep_float=("model.aud_proj",))
+        _save(self.image_fn, paths["image"])
+        _save(self.audio_fn, paths["audio"])
 
     def _image(self, frames: torch.Tensor) -> torch.Tensor:
         return self.image_fn(frames)
@@ -101,6 +167,9 @@ class Int8Engine(Engine):
         return self.audio_fn(spec)
 
     def describe(self) -> str:
-        return (
-            f"int8 (static, {KERNELS} kernels, calibrated on {self.calibration} synthetic scenes)"
+        made = (
+            "from the cache"
+            if self.cached
+            else f"calibrated on {self.calibration} synthetic scenes"
         )
+        return f"int8 (static, {KERNELS} kernels, {made})"

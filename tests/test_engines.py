@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -53,13 +54,18 @@ def test_cpu_backend_bf16_stays_close(model, inputs):
     assert ((fast - eager).abs().amax(dim=(1, 2)) / span).max() < 0.03
 
 
-def test_int8_backend_stays_close_on_the_pictures_and_sounds_it_was_made_for(model):
+@pytest.fixture(scope="module")
+def int8_engine(model):
+    return make_engine("int8", model, image_size=224)
+
+
+def test_int8_backend_stays_close_on_the_pictures_and_sounds_it_was_made_for(model, int8_engine):
     import numpy as np
 
     from fnac.config import AudioConfig, ImageConfig
     from realtime.quantize import calibration_inputs
 
-    engine = make_engine("int8", model, image_size=224)
+    engine = int8_engine
     for graph in (engine.image_fn.graph, engine.audio_fn.graph):
         text = str(graph)  # the 20 convolutions of each ResNet-18 trunk in int8
         assert text.count("quantized::conv2d") == 20 and "aten::conv2d" not in text
@@ -72,6 +78,40 @@ def test_int8_backend_stays_close_on_the_pictures_and_sounds_it_was_made_for(mod
     # tests/test_demo_checkpoint.py scores what that does to the localization
     corr = [np.corrcoef(a.flatten(), b.flatten())[0, 1] for a, b in zip(eager, int8, strict=True)]
     assert min(corr) > 0.95, corr
+
+
+def test_int8_graphs_are_kept_and_a_later_start_loads_them(model, int8_engine):
+    from fnac.config import AudioConfig, ImageConfig
+    from realtime.quantize import Int8Engine, cached_graphs, graph_key
+
+    audio, image = AudioConfig(), ImageConfig(size=224)
+    key = graph_key(int8_engine.model, audio, image, 16)
+    assert all(path.exists() for path in cached_graphs(key).values())  # kept when built
+    loaded = Int8Engine(model, audio, image)
+    assert loaded.cached and "from the cache" in loaded.describe()
+    frames, specs = torch.randn(2, 3, 224, 224), torch.randn(2, 1, 257, 200)
+    assert torch.equal(maps(loaded, frames, specs), maps(int8_engine, frames, specs))
+    other = copy.deepcopy(model)  # other weights: other graphs, never the kept ones
+    with torch.no_grad():
+        other.img_proj.bias.add_(0.01)
+    assert graph_key(other, audio, image, 16) != key
+    assert graph_key(model, audio, ImageConfig(size=128), 16) != key
+
+
+@pytest.mark.slow  # builds the graphs twice
+def test_a_broken_kept_graph_is_rebuilt_with_a_warning(model, tmp_path, monkeypatch, caplog):
+    from fnac.config import AudioConfig, ImageConfig
+    from realtime.quantize import Int8Engine
+
+    monkeypatch.setenv("FNAC_CACHE_DIR", str(tmp_path))
+    audio, image = AudioConfig(sample_rate=8000), ImageConfig(size=64)
+    assert not Int8Engine(model, audio, image, calibration=4).cached
+    kept = sorted(tmp_path.glob("int8-*.pt"))
+    assert len(kept) == 2
+    kept[0].write_bytes(b"not a graph")
+    again = Int8Engine(model, audio, image, calibration=4)
+    assert not again.cached and "rebuilding" in caplog.text
+    assert kept[0].stat().st_size > 1000  # written anew
 
 
 @pytest.mark.slow
