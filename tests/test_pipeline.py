@@ -206,6 +206,7 @@ def test_bench_reports_every_variant(tmp_path):
 
 
 @pytest.mark.slow  # torch.compile of both encoders, twice: minutes on 2 cores
+@pytest.mark.timeout(900)  # with a cold compile cache
 def test_bench_reports_a_live_row_for_compile(tmp_path):
     """The worker compiles during its warm-up, not on its first live frames: no restart, and
     frames come through (it once sent no heartbeat while it recompiled, restarted for ever)."""
