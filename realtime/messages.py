@@ -372,13 +372,16 @@ class CaptureSpec:
     sample_rate: int | None = None  # the synthetic source sounds at the model's rate
     seconds: float | None = None  # the synthetic source's length
     curve: dict[str, bytes] | None = None  # CURVE client keys, for another host
+    # ``realtime.workers.StartGate``: the worker starts while the model loads and opens its
+    # source when the gate opens (the inference worker is ready), with the model's sample rate
+    gate: Any = None
 
-    def source_options(self) -> dict[str, Any]:
+    def source_options(self, sample_rate: int | None = None) -> dict[str, Any]:
         if self.source != "synthetic":
             return {}
         options: dict[str, Any] = {"seconds": self.seconds}
-        if self.sample_rate:
-            options["sample_rate"] = self.sample_rate
+        if sample_rate or self.sample_rate:
+            options["sample_rate"] = sample_rate or self.sample_rate
         return options
 
 

@@ -152,6 +152,11 @@ class LivePipeline:
             for status in said:
                 if isinstance(status, WorkerError) and status.worker == "inference":
                     raise PipelineError(f"the inference worker could not start: {status.error}")
+                if isinstance(status, WorkerError):  # the capture worker, started beside it
+                    self.errors[status.worker] = status.error
+                    self.say(f"{status.worker} worker: {status.error}")
+                if isinstance(status, Heartbeat):
+                    self.supervisor.beat(status.worker)
                 if isinstance(status, Ready):
                     return status
             if not said and not worker.is_alive():
@@ -161,32 +166,36 @@ class LivePipeline:
         raise PipelineError(f"the inference worker did not start within {timeout_s:.0f} s")
 
     def __enter__(self) -> LivePipeline:
-        from realtime.workers import capture_main
+        from realtime.workers import StartGate, capture_main
 
         config = self.config
         try:
             self.supervisor.start("inference")
+            gate = None
+            if config.source is not None:  # started now, it prepares while the model loads
+                gate = StartGate(self.supervisor.context)
+                capture = CaptureSpec(
+                    source=config.source,
+                    frames=self.ends["frames"],
+                    status=self.ends["status"],
+                    realtime=config.realtime,
+                    seconds=config.seconds,
+                    gate=gate,
+                )
+                self.supervisor.specs["capture"] = (capture_main, capture)
+                self.supervisor.start("capture")
             self.ready = ready = self._await_ready()
             where = "the checkpoint's calibration" if ready.calibrated else "the defaults"
             self.say(
                 f"engine: {ready.engine} (inference worker pid {ready.pid}); "
                 f"sounding threshold {ready.score_mid:.3f} from {where}"
             )
-            if config.source is None:
+            if gate is None:
                 self.say(f"listening for fnac capture on {config.listen}")
                 return self
-            capture = CaptureSpec(
-                source=config.source,
-                frames=self.ends["frames"],
-                status=self.ends["status"],
-                realtime=config.realtime,
-                # the synthetic world sounds at the model's rate: its class identities depend
-                # on the rate, and this is the rate a checkpoint trained on the world has heard
-                sample_rate=ready.sample_rate,
-                seconds=config.seconds,
-            )
-            self.supervisor.specs["capture"] = (capture_main, capture)
-            self.supervisor.start("capture")
+            # the synthetic world sounds at the model's rate: its class identities depend on
+            # the rate, and this is the rate a checkpoint trained on the world has heard
+            gate.open(ready.sample_rate)
         except BaseException:
             self.close()
             raise

@@ -561,6 +561,16 @@ def _is_microphone(spec: str) -> bool:
     return spec == "mic" or spec.startswith("mic:")
 
 
+def prepare(spec: str) -> None:
+    """Import what opening ``spec`` takes (the synthetic world, OpenCV, PyAV): the capture worker
+    does it while the model loads, so that opening the source later costs only the opening."""
+    quiet_opencv()
+    if "synthetic" in spec:
+        import train.synth_stream  # noqa: F401
+    else:
+        import av  # noqa: F401
+
+
 def open_source(spec: str, realtime: bool = True, **options: Any) -> Source:
     """A camera index (``"0"``), a stream URL, a video file, ``"synthetic"``, a microphone
     (``"mic"``: the default input, ``"mic:NAME"`` or ``"mic:INDEX"``), or a picture source paired

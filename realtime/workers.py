@@ -57,12 +57,32 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when workers stop
 
 
+class StartGate:
+    """What a capture worker started early waits on: the live pipeline starts it beside the
+    inference worker, so that its process, imports and links are ready while the model loads,
+    and opens the gate, with the model's sample rate, once the inference worker is ready. Only
+    then does the worker open its source: a file's or the synthetic world's clock starts when
+    its frames can be taken, none is lost to the start-up. A restarted worker finds it open."""
+
+    def __init__(self, context: Any) -> None:
+        self.event = context.Event()
+        self.rate = context.Value("i", 0)
+
+    def open(self, sample_rate: int) -> None:
+        self.rate.value = int(sample_rate)
+        self.event.set()
+
+    def wait(self, timeout_s: float) -> int | None:
+        """The model's sample rate once the gate is open; None while it is still shut."""
+        return self.rate.value if self.event.wait(timeout_s) else None
+
+
 def capture_main(spec: CaptureSpec) -> None:
     """Process entry: read the source and push its packets to ``spec.frames`` (with CURVE client
     keys when it is another host's). Under a supervisor (``spec.status`` given) heartbeats and
     errors go there and Ctrl-C is left to the supervisor; ``fnac capture`` runs it in the
-    foreground with neither."""
-    from realtime.sources import fit_frame, open_source
+    foreground with neither. With ``spec.gate`` it prepares, then waits for the gate to open."""
+    from realtime.sources import fit_frame, open_source, prepare
 
     context = zmq.Context()
     out = Channel(context, zmq.PUSH, spec.frames, bind=False, hwm=LINK_HWM, curve=spec.curve)
@@ -80,7 +100,16 @@ def capture_main(spec: CaptureSpec) -> None:
             last_beat = time.monotonic()
 
     try:
-        with open_source(spec.source, realtime=spec.realtime, **spec.source_options()) as packets:
+        rate = None
+        if spec.gate is not None:  # no heartbeat yet: one says the source opened and reads
+            prepare(spec.source)
+            parent = os.getppid()
+            while rate is None:
+                if os.getppid() != parent:  # the pipeline is gone: nothing to capture for
+                    return
+                rate = spec.gate.wait(HEARTBEAT_S)
+        options = spec.source_options(rate)
+        with open_source(spec.source, realtime=spec.realtime, **options) as packets:
             for packet in packets:
                 wait_s = None  # audio is never dropped here: it waits for room
                 if isinstance(packet, FramePacket):

@@ -127,6 +127,7 @@ def test_run_on_the_synthetic_stream_writes_results_and_cleans_up(checkpoint, tm
     assert 0 <= first["peak"][0] < 640 and 0 <= first["peak"][1] < 480
     frames = [line["frame"] for line in lines]
     assert frames == sorted(frames) and len(set(frames)) == len(frames)
+    assert frames[0] == 0  # the source's clock starts when the model is ready: none lost to it
     assert video.stat().st_size > 1000
     assert "processed" in result.stderr and "dropped" in result.stderr
     time.sleep(0.5)
