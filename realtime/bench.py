@@ -56,6 +56,12 @@ def _summary(
     stages["wait"] = (
         float(np.mean([s["start"] - s["capture"] for s in stamps])) * 1000 if stamps else 0.0
     )
+    for name, after in (("publish", "result"), ("deliver", "publish")):
+        # the message made and sent; then on its way to the reading process (live runs only)
+        following = "received" if name == "deliver" else name
+        spans = [s[following] - s[after] for s in stamps if following in s and after in s]
+        if spans:
+            stages[name] = float(np.mean(spans)) * 1000
     return {
         "fps": processed / seconds,
         "dropped": dropped,
@@ -74,6 +80,27 @@ def _source(realtime: bool, seconds: float | None):
         seconds=seconds,
         realtime=realtime,
     )
+
+
+def capture_cost(frames: int = 60) -> dict[str, float]:
+    """What the capture worker spends on a frame of the stream, in ms: drawing the synthetic
+    world's frame and its audio (``make``) and turning the packets into wire messages
+    (``encode``), unpaced, in this process."""
+    from realtime.messages import FramePacket
+    from realtime.wire import encode
+
+    made = coded = 0.0
+    count = 0
+    with _source(False, None) as source:
+        packets = iter(source)
+        while count < frames:
+            t0 = time.perf_counter()
+            packet = next(packets)
+            t1 = time.perf_counter()
+            encode(packet.to_wire())
+            made, coded = made + t1 - t0, coded + time.perf_counter() - t1
+            count += isinstance(packet, FramePacket)
+    return {"make": 1000 * made / frames, "encode": 1000 * coded / frames}
 
 
 def capacity(stage: InferenceStage, seconds: float) -> float:
@@ -158,7 +185,7 @@ def live_pipeline(
             # more on a busy machine) is not live time, and a short run would count none
             start = time.monotonic() if start is None else start
             latencies.append(time.monotonic() - result.capture_time)
-            stamps.append(result.stamps)
+            stamps.append({**result.stamps, "received": time.monotonic()})
             dropped = result.dropped
     return _summary(latencies, stamps, len(latencies), dropped, seconds)
 
@@ -234,6 +261,7 @@ def bench(
             "seconds": seconds,
             "reference": live_in_process(reference, seconds),
             "auto": {"backend": verdict.label, "reason": verdict.reason},
+            "capture_ms": capture_cost(),
         }
         report["reference"]["throughput_fps"] = capacity(reference, seconds)
         report["backends"] = {}
@@ -275,10 +303,37 @@ def table(report: dict[str, Any]) -> str:
                 f"{near['peak_within_1']:.0%}" if near else "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     auto = [report["auto"]["reason"]] if report.get("auto") else []
-    return "\n".join([f"machine: {describe(report['machine'])}", *lines, *auto])
+    return "\n".join(
+        [f"machine: {describe(report['machine'])}", *_columns(rows), *auto, *stage_table(report)]
+    )
+
+
+STAGE_COLUMNS = ("wait", "audio", "preprocess", "infer", "result", "publish", "deliver")
+
+
+def stage_table(report: dict[str, Any]) -> list[str]:
+    """Where a live frame's time goes, mean ms a processed frame: waiting in the link (``wait``:
+    capture stamp -> the stage takes it), the audio embedding (a share of the frames recompute
+    it), preprocessing, the image encoder and the map, the peak, box and confidence, making and
+    sending the message, and its way to the reading process; and the capture side's cost."""
+    rows = [("stage ms", *STAGE_COLUMNS)]
+    for name, r in [("reference", report["reference"]), *report["backends"].items()]:
+        stages = r.get("stages_ms", {})
+        rows.append((name, *(f"{stages[k]:.1f}" if k in stages else "-" for k in STAGE_COLUMNS)))
+    lines = ["", *_columns(rows)]
+    if "capture_ms" in report:
+        cost = report["capture_ms"]
+        lines.append(
+            f"capture side, a frame of the synthetic 640x480 stream: drawing it and its sound "
+            f"{cost['make']:.1f} ms, encoding the messages {cost['encode']:.1f} ms"
+        )
+    return lines
+
+
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
 
 
 def chosen_backends(names: str | None) -> list[str]:

@@ -193,7 +193,11 @@ def test_bench_reports_every_variant(tmp_path):
     for r in (report["reference"], report["backends"]["cpu"]):
         assert r["fps"] > 0 and r["throughput_fps"] > 0 and r["dropped"] >= 0
         assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
-        assert set(r["stages_ms"]) >= {"audio", "preprocess", "infer", "result"}
+        assert set(r["stages_ms"]) >= {"wait", "audio", "preprocess", "infer", "result"}
+        assert all(v >= 0 for v in r["stages_ms"].values())
+    assert {"publish", "deliver"} <= set(report["backends"]["cpu"]["stages_ms"])  # live, 2 hops
+    assert report["capture_ms"]["make"] > 0 and report["capture_ms"]["encode"] > 0
+    assert "stage ms" in result.stdout and "capture side" in result.stdout
     assert report["backends"]["cpu"]["speedup"] > 0
     # the cpu backend's maps against eager's: the bounds of tests/test_engines.py (bf16 or fp32)
     near = report["backends"]["cpu"]["vs_eager"]
