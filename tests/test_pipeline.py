@@ -80,6 +80,14 @@ def run_command(checkpoint, source: str, seconds: float, *extra) -> list[str]:
     ]
 
 
+def fnac(cmd: list, timeout: float, cwd=None) -> subprocess.CompletedProcess:
+    """``cmd`` (a command line) run to its end with this checkout on the path; its output kept."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
+    )
+
+
 def start_run_and_find_worker(cmd: list[str]) -> tuple[subprocess.Popen, int]:
     """Start ``fnac run`` and read its stderr until it names its inference worker's pid."""
     import re
@@ -110,14 +118,7 @@ def checkpoint(tmp_path_factory):
 def test_run_on_the_synthetic_stream_writes_results_and_cleans_up(checkpoint, tmp_path):
     jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
     cmd = run_command(checkpoint, "synthetic", 6, "--jsonl", jsonl, "--out", video)
-    result = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    result = fnac(cmd, 180, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(lines) >= 3
@@ -136,9 +137,7 @@ def test_run_on_the_synthetic_stream_writes_results_and_cleans_up(checkpoint, tm
 
 def test_run_with_a_bad_source_fails_clearly(checkpoint, tmp_path):
     cmd = run_command(checkpoint, "nowhere.mp4", 1)
-    result = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}
-    )
+    result = fnac(cmd, 60)
     assert result.returncode == 2 and "cannot open source" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -180,14 +179,7 @@ def test_bench_reports_every_variant(tmp_path):
         "--json",
         str(out),
     ]
-    result = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    result = fnac(cmd, 300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     for r in (report["reference"], report["backends"]["cpu"]):
@@ -217,14 +209,7 @@ def test_bench_reports_a_live_row_for_compile(tmp_path):
     frames come through (it once sent no heartbeat while it recompiled, restarted for ever)."""
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "fnac.cli", "bench", "--seconds", "3", "--backends", "compile"]
-    result = subprocess.run(
-        [*cmd, "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    result = fnac([*cmd, "--json", out], 900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no heartbeat" not in result.stderr and "restarted" not in result.stderr
     assert json.loads(out.read_text())["backends"]["compile"]["fps"] > 1
@@ -471,9 +456,7 @@ def test_run_never_imports_torch_and_a_bad_checkpoint_is_one_line_from_the_worke
     bad = tmp_path / "notes.pth"
     bad.write_text("not a checkpoint")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        run_command(bad, "synthetic", 1), capture_output=True, text=True, timeout=60, env=env
-    )
+    result = fnac(run_command(bad, "synthetic", 1), 60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "could not start" in result.stderr and "not a PyTorch checkpoint" in result.stderr
     code = (
