@@ -112,6 +112,17 @@ class AudioRing:
             self.gap_samples += samples.size
         self._put(samples, valid=valid)
 
+    def restart_at(self, t: float) -> None:
+        """The next sample written is captured at t (a writer that restarted its own clock: a
+        new rate, a long gap). The missing time before t is zero-filled and flagged; a t before
+        the ring's clock moves the clock back to t. Nothing to do before the first write."""
+        if self.anchor_t is None:
+            return
+        missing = t - self.time_of(self.written)
+        if missing > 0:
+            self._fill(int(round(missing * self.rate)))
+        self.anchor_t, self.anchor_n = float(t), self.written
+
     def window(self, t: float) -> Window:
         """The ``window_s`` seconds of audio ending at capture time t."""
         if self.anchor_t is None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from realtime.backends import DEFAULT_BACKEND
-from realtime.wire import Message, WireError
+from realtime.wire import Message, WireError, is_seconds
 
 # --------------------------------------------------------------------------- capture -> inference
 
@@ -317,11 +317,11 @@ def _span(value: Any) -> AudioSpan | None:
         return None
     if not isinstance(value, dict):
         raise WireError("a result whose audio span is not an object")
-    return AudioSpan(
-        float(_need(value, "start", NUMBER)),
-        float(_need(value, "end", NUMBER)),
-        _need(value, "zero_filled", int),
-    )
+    start, end = _need(value, "start", NUMBER), _need(value, "end", NUMBER)
+    zero_filled = _need(value, "zero_filled", int)
+    if not (is_seconds(start) and is_seconds(end) and 0 <= zero_filled <= 2**31):
+        raise WireError(f"an audio span that is not finite times and a count: {value!r:.80}")
+    return AudioSpan(float(start), float(end), zero_filled)
 
 
 def status_from_wire(msg: Message) -> Status:
@@ -372,9 +372,9 @@ class CaptureSpec:
     sample_rate: int | None = None  # the synthetic source sounds at the model's rate
     seconds: float | None = None  # the synthetic source's length
     curve: dict[str, bytes] | None = None  # CURVE client keys, for another host
-    # ``realtime.workers.StartGate``: the worker starts while the model loads and opens its
-    # source when the gate opens (the inference worker is ready), with the model's sample rate
-    gate: Any = None
+    # the gate file (``realtime.workers.open_gate``): the worker starts while the model loads
+    # and opens its source when the gate opens (the model is ready), with the model's rate
+    gate: str | None = None
 
     def source_options(self, sample_rate: int | None = None) -> dict[str, Any]:
         if self.source != "synthetic":

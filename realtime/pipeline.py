@@ -166,14 +166,14 @@ class LivePipeline:
         raise PipelineError(f"the inference worker did not start within {timeout_s:.0f} s")
 
     def __enter__(self) -> LivePipeline:
-        from realtime.workers import StartGate, capture_main
+        from realtime.workers import capture_main, open_gate
 
         config = self.config
         try:
             self.supervisor.start("inference")
             gate = None
             if config.source is not None:  # started now, it prepares while the model loads
-                gate = StartGate(self.supervisor.context)
+                gate = str(self.folder / "capture.gate")
                 capture = CaptureSpec(
                     source=config.source,
                     frames=self.ends["frames"],
@@ -195,7 +195,8 @@ class LivePipeline:
                 return self
             # the synthetic world sounds at the model's rate: its class identities depend on
             # the rate, and this is the rate a checkpoint trained on the world has heard
-            gate.open(ready.sample_rate)
+            open_gate(gate, ready.sample_rate)
+            self.supervisor.starting("capture")  # its start-up runs from here, not its spawn
         except BaseException:
             self.close()
             raise

@@ -99,10 +99,15 @@ def weights_digest(model: nn.Module) -> str:
 
 
 def graph_key(model: nn.Module, audio: AudioConfig, image: ImageConfig, calibration: int) -> str:
-    """What the int8 graphs of ``model`` depend on, as a digest: its weights, the input shapes,
-    the calibration, this format and torch's version."""
-    shapes = (image.size, audio.n_freq, audio.n_frames(), audio.sample_rate)
-    made_of = (FORMAT, weights_digest(model), shapes, calibration, torch.__version__)
+    """What the int8 graphs of ``model`` depend on, as a digest: its weights, the audio and image
+    settings (shapes, normalisation), the calibration, fnac's and torch's versions (the code that
+    calibrates) and this format."""
+    from dataclasses import asdict
+
+    from fnac import __version__
+
+    configs = (sorted(asdict(audio).items()), sorted(asdict(image).items()))
+    made_of = (FORMAT, __version__, weights_digest(model), configs, calibration, torch.__version__)
     return hashlib.blake2b(repr(made_of).encode(), digest_size=12).hexdigest()
 
 
@@ -115,6 +120,7 @@ def cached_graphs(key: str) -> dict[str, Path]:
 def _save(graph: torch.jit.ScriptModule, path: Path) -> None:
     """Written whole (a temporary file renamed): two workers that start at once never leave half
     a file. A folder that cannot be written costs the next start its calibration, nothing else."""
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
@@ -125,6 +131,8 @@ def _save(graph: torch.jit.ScriptModule, path: Path) -> None:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:
         log.warning("could not keep the int8 graphs in %s (%s)", path.parent, exc)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)  # a full disk leaves no half file behind
 
 
 class Int8Engine(Engine):
@@ -148,6 +156,9 @@ class Int8Engine(Engine):
                     warnings.simplefilter("ignore")
                     self.image_fn = torch.jit.load(str(paths["image"]), map_location="cpu")
                     self.audio_fn = torch.jit.load(str(paths["audio"]), map_location="cpu")
+                with torch.inference_mode():  # a graph that loads but does not run is rebuilt
+                    self.image_fn(torch.zeros(1, 3, image.size, image.size))
+                    self.audio_fn(torch.zeros(1, 1, audio.n_freq, audio.n_frames()))
                 return
             except (RuntimeError, OSError) as exc:
                 log.warning("the cached int8 graphs do not load (%s): rebuilding them", exc)

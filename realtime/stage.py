@@ -52,6 +52,7 @@ MAX_BLOCK_S = 1.0  # s; a live block is tens of ms, and the resampler's memory g
 # The longest a frame waits for its audio (``Intake.next_frame``): a device's block (tens of ms)
 # plus the resampler's hold-back, with room; beyond it the audio is late or lost, not coming.
 AUDIO_WAIT_S = 0.3
+MAX_HELD = 64  # frames held for their audio at most (two seconds of a 30 fps camera)
 
 
 class BadPacket(ValueError):
@@ -147,10 +148,16 @@ class InferenceStage:
         self.audio_encodes = 0
         self.nonfinite = 0  # audio samples that came in as NaN or inf (entered as zeros)
         self.nonfinite_maps = 0  # maps that came out non-finite (published as "nothing here")
-        self.reset()
+        self.resets = 0  # times the stream started again
+        self._forget()
 
     def reset(self) -> None:
-        """Forget the stream: its audio, its clocks and the embedding computed from it."""
+        """Forget the stream: its audio, its clocks and the embedding computed from it (counted:
+        ``Intake`` drops the frames it holds of the old stream)."""
+        self.resets += 1
+        self._forget()
+
+    def _forget(self) -> None:
         self.ring = AudioRing(
             self.audio.sample_rate,
             self.audio.window_s,
@@ -159,7 +166,6 @@ class InferenceStage:
         self.resampler: StreamResampler | None = None
         self.source_rate: int | None = None
         self.audio_anchor: float | None = None  # capture time of the resampler's first sample
-        self.audio_pts_anchor = 0.0  # the same sample's time in the source (its pts)
         self.fed = 0  # samples fed to the resampler since the anchor (at the source's rate)
         self.emitted = 0  # samples it returned (at the model's rate)
         self.last_seq: int | None = None
@@ -191,14 +197,16 @@ class InferenceStage:
         if self.last_seq is not None and packet.seq <= self.last_seq:
             self.reset()  # the capture started again: its blocks are numbered from 0 anew
         if self.resampler is None or packet.rate != self.source_rate:
-            self._anchor(packet.rate, packet.t, packet.pts)
+            self.end_audio()  # the old rate's held-back tail first
+            self._anchor(packet.rate, packet.t)
         elif packet.seq > self.last_seq + 1:
             lost = (packet.seq - self.last_seq - 1) * self.last_block
             if lost * self.ring.rate < self.ring.capacity * self.source_rate:
                 self._append(np.zeros(lost, np.float32), valid=False)
             else:  # the ring would hold nothing but zeros: it fills the time, not the resampler
-                skip = (self.fed + lost) / packet.rate
-                self._anchor(packet.rate, self.audio_anchor + skip, self.audio_pts_anchor + skip)
+                t = self.audio_anchor + (self.fed + lost) / packet.rate
+                self.end_audio()
+                self._anchor(packet.rate, t)
         self.last_seq, self.last_block = packet.seq, packet.samples.size
         samples, finite = packet.samples, np.isfinite(packet.samples)
         if not finite.all():
@@ -217,12 +225,14 @@ class InferenceStage:
                 self.emitted += tail.size
             self.resampler = None
 
-    def _anchor(self, rate: int, t: float, pts: float) -> None:
-        """Start resampling anew from ``rate``, the next sample fed being captured at t (its
-        time in the source: pts)."""
+    def _anchor(self, rate: int, t: float) -> None:
+        """Start resampling anew from ``rate``, the next sample fed being captured at t; the
+        ring's clock restarts there too (the time in between zero-filled), so that the ring
+        and this stage count the same time."""
         self.resampler = StreamResampler(rate, self.audio.sample_rate)
-        self.source_rate, self.audio_anchor, self.audio_pts_anchor = rate, t, pts
+        self.source_rate, self.audio_anchor = rate, t
         self.fed = self.emitted = 0
+        self.ring.restart_at(t)
 
     def _append(self, samples: np.ndarray, valid: bool) -> None:
         # counted here: at equal rates the resampler passes blocks through without counting
@@ -246,19 +256,21 @@ class InferenceStage:
         newest = self.audio_anchor + self.emitted / self.audio.sample_rate  # just after the last
         return frame.t + 1e-6 < newest
 
-    def _span(self, window: Window) -> AudioSpan | None:
-        """The window's time in the source (None before any audio came)."""
+    def _span(self, window: Window, frame: FramePacket) -> AudioSpan | None:
+        """The window's time on the frames' clock (their pts: a file's or the synthetic world's
+        time, a camera's since it opened), through the capture clock both are stamped on; None
+        before any audio came."""
         if self.audio_anchor is None:
             return None
-        end = self.audio_pts_anchor + (window.end_time - self.audio_anchor) + 1 / self.ring.rate
+        end = frame.pts + (window.end_time + 1 / self.ring.rate - frame.t)
         return AudioSpan(end - self.ring.window_n / self.ring.rate, end, window.zero_filled)
 
-    def _audio_embedding(self, window: Window, pts: float) -> bool:
-        if not self._due(pts):
+    def _audio_embedding(self, window: Window, frame: FramePacket) -> bool:
+        if not self._due(frame.pts):
             return False
-        self.embedding_span = self._span(window)
+        self.embedding_span = self._span(window, frame)
         self.embedding = self.engine.encode_audio(self._spectrogram(window.samples))
-        self.embedding_pts = pts
+        self.embedding_pts = frame.pts
         self.audio_encodes += 1
         return True
 
@@ -282,7 +294,7 @@ class InferenceStage:
         self.last_pts = frame.pts
         stamps = {"capture": frame.t, "start": time.monotonic()}
         window = self.ring.window(frame.t)
-        fresh = self._audio_embedding(window, frame.pts)
+        fresh = self._audio_embedding(window, frame)
         stamps["audio"] = time.monotonic()
         batch = self._preprocess(frame.image)
         stamps["preprocess"] = time.monotonic()
@@ -341,13 +353,17 @@ class Intake:
     are dropped before the expensive stage and counted); a packet the stage cannot use is
     rejected and counted, never fatal. ``publish`` turns the stage's result into the message.
 
-    ``next_frame`` also holds the newest frame back until its audio is there: a frame whose audio
+    ``next_frame`` also holds frames back until their audio is there: a frame whose audio
     embedding is due waits until the ring holds the audio up to the frame's capture time (a
-    microphone delivers a block after its last sample was captured; a file's audio packet may
-    come after the frame in the file), so that its window never misses samples the source
-    delivered. It waits at most ``AUDIO_WAIT_S`` (from when the first held frame came: a newer
-    frame replaces the held one without restarting the clock), then goes with what there is,
-    counted as ``late``."""
+    microphone delivers a block after its last sample was captured, the resampler holds its
+    newest output back for tens of ms, a file's audio packet may come after the frame in the
+    file), so that its window never misses samples the source delivered. Of the frames held, the
+    newest one whose audio is there goes, the older ones are dropped, the newer ones wait on:
+    audio that always trails the newest frame never starves the stage. A frame waits at most
+    ``AUDIO_WAIT_S`` (from when the oldest held frame came), then the newest goes with what
+    audio there is, counted as ``late``; so it does at once while no audio has come for that
+    long (a sound that stopped, a file whose sound ends first). A restarted stream (the stage
+    reset) drops what was held of the old one."""
 
     def __init__(self, stage: InferenceStage) -> None:
         self.stage = stage
@@ -356,20 +372,21 @@ class Intake:
         self.processed = 0  # frames processed (the caller counts them)
         self.late = 0  # frames processed without all their audio (it had not come in time)
         self.ended = False  # an end-of-stream came in
-        self.held: FramePacket | None = None  # the newest frame, waiting for its audio
-        self.held_since = 0.0  # monotonic time the wait began
+        self.held: list[FramePacket] = []  # frames waiting for their audio, oldest first
+        self.held_since = 0.0  # monotonic time the oldest held frame came
+        self.audio_at = -math.inf  # monotonic time the last audio packet came
+        self.resets = stage.resets
 
-    def take(self, packets: Iterable[Packet | None]) -> FramePacket | None:
-        """Feed the audio of ``packets`` to the stage; the newest usable frame among them."""
-        newest = None
+    def _take_all(self, packets: Iterable[Packet | None]) -> list[FramePacket]:
+        """Feed the audio of ``packets`` to the stage; their usable frames, in order."""
+        frames = []
         for packet in packets:
             try:
                 if isinstance(packet, AudioPacket):
                     self.stage.add_audio(packet)
+                    self.audio_at = time.monotonic()
                 elif isinstance(packet, FramePacket):
-                    frame = checked_frame(packet)  # checked now: a bad one never hides a good one
-                    self.dropped += newest is not None
-                    newest = frame
+                    frames.append(checked_frame(packet))  # a bad one never hides a good one
                 elif isinstance(packet, EndOfStream):
                     self.ended = True
                     self.stage.end_audio()
@@ -377,25 +394,46 @@ class Intake:
                 self.rejected += 1
                 if self.rejected == 1:
                     log.warning("rejected a packet: %s (more are counted)", exc)
-        return newest
+        return frames
+
+    def take(self, packets: Iterable[Packet | None]) -> FramePacket | None:
+        """Feed the audio of ``packets`` to the stage; the newest usable frame among them (the
+        older ones counted as dropped)."""
+        frames = self._take_all(packets)
+        self.dropped += max(0, len(frames) - 1)
+        return frames[-1] if frames else None
 
     def next_frame(self, packets: Iterable[Packet | None]) -> FramePacket | None:
         """Take ``packets`` in; the frame to process now, if there is one (see the class)."""
-        newest = self.take(packets)
+        frames = self._take_all(packets)
         now = time.monotonic()
-        if newest is not None:
-            if self.held is None:
-                self.held_since = now
-            else:
-                self.dropped += 1
-            self.held = newest
-        if self.held is None:
+        if self.stage.resets != self.resets:  # the stream started again: the old one's frames
+            self.resets = self.stage.resets  # are not aligned with its audio
+            self.dropped += len(self.held)
+            self.held = []
+        if frames and not self.held:
+            self.held_since = now
+        self.held.extend(frames)
+        if len(self.held) > MAX_HELD:
+            self.dropped += len(self.held) - MAX_HELD
+            del self.held[:-MAX_HELD]
+        if not self.held:
             return None
-        ready = self.stage.ready_for(self.held)
-        if not (ready or self.ended or now - self.held_since >= AUDIO_WAIT_S):
-            return None
-        self.late += not ready
-        frame, self.held = self.held, None
+        chosen = next(
+            (i for i in range(len(self.held) - 1, -1, -1) if self.stage.ready_for(self.held[i])),
+            None,
+        )
+        if chosen is None:
+            waited = now - self.held_since >= AUDIO_WAIT_S
+            silent = now - self.audio_at >= AUDIO_WAIT_S
+            if not (self.ended or waited or silent):
+                return None
+            chosen = len(self.held) - 1
+            self.late += 1
+        frame = self.held[chosen]
+        self.dropped += chosen
+        self.held = self.held[chosen + 1 :]
+        self.held_since = now
         return frame
 
     def publish(self, result: Result, frame: FramePacket) -> LiveResult:

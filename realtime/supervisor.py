@@ -93,6 +93,12 @@ class Supervisor:
         self.started[name] = time.monotonic()
         return promoted
 
+    def starting(self, name: str) -> None:
+        """Worker ``name`` begins its start-up now (it waited at a gate since its spawn): its
+        start-up deadline runs from here."""
+        if name in self.processes:
+            self.started[name] = time.monotonic()
+
     def _keep_spare(self, name: str) -> None:
         """Start a spare for ``name`` once its active worker is healthy and none is alive; a
         spare that dies unused is counted, and after a few no more are started."""

@@ -88,7 +88,7 @@ def _nesting(value: Any) -> int:
     return deepest
 
 
-def _is_seconds(value: Any) -> bool:
+def is_seconds(value: Any) -> bool:
     """A stamp is finite seconds. JSON integers are unbounded and ``float(10**400)`` raises
     OverflowError, so the range is checked by comparison (exact between int and float), which
     also refuses NaN and infinities, and booleans are not numbers here."""
@@ -123,7 +123,7 @@ def decode(frames: list[bytes | memoryview]) -> Message:
     stamps = header.get("stamps", {})
     _check(isinstance(stamps, dict), "stamps is not an object")
     for stage, value in stamps.items():
-        _check(_is_seconds(value), f"stamp {stage!r} is not a finite number of seconds")
+        _check(is_seconds(value), f"stamp {stage!r} is not a finite number of seconds")
     meta = header.get("meta", {})
     _check(isinstance(meta, dict), "meta is not an object")
     specs = header.get("arrays", [])

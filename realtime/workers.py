@@ -12,10 +12,13 @@ with are the typed messages and specs of ``realtime.messages``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -57,31 +60,44 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when workers stop
 
 
-class StartGate:
-    """What a capture worker started early waits on: the live pipeline starts it beside the
-    inference worker, so that its process, imports and links are ready while the model loads,
-    and opens the gate, with the model's sample rate, once the inference worker is ready. Only
-    then does the worker open its source: a file's or the synthetic world's clock starts when
-    its frames can be taken, none is lost to the start-up. A restarted worker finds it open."""
+GATE_POLL_S = 0.02  # how often a capture worker waiting at its gate looks
 
-    def __init__(self, context: Any) -> None:
-        self.event = context.Event()
-        self.rate = context.Value("i", 0)
 
-    def open(self, sample_rate: int) -> None:
-        self.rate.value = int(sample_rate)
-        self.event.set()
+def open_gate(path: str, sample_rate: int) -> None:
+    """Let the capture worker that waits at ``path`` open its source, with the model's sample
+    rate. The live pipeline starts that worker beside the inference worker, so that its process,
+    imports and links are ready while the model loads, and opens the gate once the inference
+    worker is ready: a file's or the synthetic world's clock starts when its frames can be
+    taken, none is lost to the start-up; a restarted worker finds the gate open. The gate is a
+    file in the pipeline's private folder, written whole (no process-shared lock or memory,
+    which would hold descriptors for the rest of the process's life)."""
+    folder = Path(path).parent
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gate-")
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"sample_rate": int(sample_rate)}, fh)
+    os.replace(tmp, path)
 
-    def wait(self, timeout_s: float) -> int | None:
-        """The model's sample rate once the gate is open; None while it is still shut."""
-        return self.rate.value if self.event.wait(timeout_s) else None
+
+def _wait_at_gate(path: str) -> int | None:
+    """The model's sample rate once the gate at ``path`` is open; None when the process that
+    would open it is gone."""
+    parent = os.getppid()
+    while True:
+        try:
+            return int(json.loads(Path(path).read_text())["sample_rate"])
+        except FileNotFoundError:
+            pass
+        if os.getppid() != parent:
+            return None
+        time.sleep(GATE_POLL_S)
 
 
 def capture_main(spec: CaptureSpec) -> None:
     """Process entry: read the source and push its packets to ``spec.frames`` (with CURVE client
     keys when it is another host's). Under a supervisor (``spec.status`` given) heartbeats and
     errors go there and Ctrl-C is left to the supervisor; ``fnac capture`` runs it in the
-    foreground with neither. With ``spec.gate`` it prepares, then waits for the gate to open."""
+    foreground with neither. With ``spec.gate`` it prepares, then waits for the gate to open
+    (``open_gate``)."""
     from realtime.sources import fit_frame, open_source, prepare
 
     context = zmq.Context()
@@ -103,11 +119,9 @@ def capture_main(spec: CaptureSpec) -> None:
         rate = None
         if spec.gate is not None:  # no heartbeat yet: one says the source opened and reads
             prepare(spec.source)
-            parent = os.getppid()
-            while rate is None:
-                if os.getppid() != parent:  # the pipeline is gone: nothing to capture for
-                    return
-                rate = spec.gate.wait(HEARTBEAT_S)
+            rate = _wait_at_gate(spec.gate)
+            if rate is None:  # the pipeline is gone: nothing to capture for
+                return
         options = spec.source_options(rate)
         with open_source(spec.source, realtime=spec.realtime, **options) as packets:
             for packet in packets:
@@ -230,7 +244,7 @@ def _serve(stage: InferenceStage, inbox: Channel, outbox: Channel, status: Chann
     intake = Intake(stage)
     last_beat = 0.0
     while True:
-        first = inbox.recv(timeout_ms=5 if intake.held is not None else 100)
+        first = inbox.recv(timeout_ms=5 if intake.held else 100)
         batch = ([first] if first else []) + inbox.drain(limit=DRAIN_LIMIT)
         frame = intake.next_frame(packet_from_wire(msg) for msg in batch)
         if frame is not None:
@@ -238,7 +252,7 @@ def _serve(stage: InferenceStage, inbox: Channel, outbox: Channel, status: Chann
             result = stage.process(frame)
             intake.processed += 1
             outbox.send(intake.publish(result, frame).to_wire())
-        if intake.ended and intake.held is None:
+        if intake.ended and not intake.held:
             outbox.send(EndOfStream(intake.processed).to_wire())
             intake.ended = False
         if time.monotonic() - last_beat > HEARTBEAT_S:

@@ -117,3 +117,24 @@ def test_the_capture_spec_gives_options_to_the_synthetic_source_only():
     synthetic = CaptureSpec("synthetic", "ipc://x", sample_rate=8000, seconds=3.0)
     assert synthetic.source_options() == {"sample_rate": 8000, "seconds": 3.0}
     assert CaptureSpec("clip.mp4", "ipc://x", sample_rate=8000).source_options() == {}
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        {"start": 10**400, "end": 1.0, "zero_filled": 0},  # beyond float: not an OverflowError
+        {"start": 0.0, "end": float("nan"), "zero_filled": 0},
+        {"start": 0.0, "end": 3.0, "zero_filled": -1},
+        {"start": 0.0, "end": 3.0},
+        [0.0, 3.0, 0],
+    ],
+)
+def test_a_malformed_audio_span_is_a_wire_error(span):
+    from realtime.messages import AudioSpan, result_from_wire
+    from realtime.wire import WireError
+
+    msg = live_result(audio=AudioSpan(0.0, 3.0, 0)).to_wire()
+    assert result_from_wire(msg).audio == AudioSpan(0.0, 3.0, 0)
+    msg.meta["audio"] = span
+    with pytest.raises(WireError):
+        result_from_wire(msg)

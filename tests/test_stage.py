@@ -300,7 +300,7 @@ def test_a_frame_waits_for_its_audio_then_goes(engine):
     assert intake.next_frame([_frame(0, 0.0)]) is not None  # no sound yet: nothing to wait for
     # audio up to 0.1 s has come; a frame at 0.2 s (its embedding due) waits for the rest
     assert intake.next_frame([_block(0, 0.0, 1600), _frame(1, 0.2)]) is None
-    assert intake.held is not None and intake.next_frame([]) is None
+    assert intake.held and intake.next_frame([]) is None
     got = intake.next_frame([_block(1, 0.1, 1600), _block(2, 0.2, 800)])  # now up to 0.25 s
     assert got is not None and got.index == 1 and intake.late == 0
     stage.process(got)
@@ -308,20 +308,22 @@ def test_a_frame_waits_for_its_audio_then_goes(engine):
     assert intake.next_frame([_frame(2, 0.27)]) is not None
 
 
-def test_a_newer_frame_replaces_the_held_one_and_the_wait_is_bounded(engine, monkeypatch):
+def test_the_wait_is_bounded_from_the_oldest_held_frame(engine, monkeypatch):
+    import time
+
     import realtime.stage as stage_module
     from realtime.stage import Intake
 
-    monkeypatch.setattr(stage_module, "AUDIO_WAIT_S", 0.05)
+    monkeypatch.setattr(stage_module, "AUDIO_WAIT_S", 0.1)
     intake = Intake(_stage(engine))
     intake.next_frame([_block(0, 0.0, 1600)])
     assert intake.next_frame([_frame(0, 0.5)]) is None
-    assert intake.next_frame([_frame(1, 0.55)]) is None and intake.dropped == 1
-    import time
-
-    time.sleep(0.06)  # the audio never comes: the newest frame goes, counted late
+    time.sleep(0.06)
+    intake.next_frame([_block(1, 0.1, 160)])  # a little audio: the sound goes on, late
+    assert intake.next_frame([_frame(1, 0.55)]) is None and len(intake.held) == 2
+    time.sleep(0.05)  # the audio up to the frames never comes: the newest goes, counted late
     got = intake.next_frame([])
-    assert got is not None and got.index == 1 and intake.late == 1
+    assert got is not None and got.index == 1 and intake.late == 1 and intake.dropped == 1
 
 
 def test_the_end_of_the_stream_releases_the_held_frame_with_all_its_audio(engine):
@@ -403,3 +405,65 @@ def test_the_warm_up_makes_exactly_the_calls_of_the_live_frames():
                 frames += 1
     assert frames >= 5 and stage.audio_encodes >= 5
     assert engine.new_after_warm_up == []
+
+
+def test_the_newest_frame_whose_audio_is_there_goes_and_newer_ones_wait(engine):
+    from realtime.stage import Intake
+
+    stage = _stage(engine)
+    intake = Intake(stage)
+    intake.next_frame([_block(0, 0.0, 1600)])  # audio up to 0.1 s
+    frames = [_frame(i, 0.05 + 0.033 * i) for i in range(4)]  # 0.05, 0.083, 0.116, 0.149
+    got = intake.next_frame(frames)  # audio trails the newest frame: no chase, no wait
+    assert got is not None and got.index == 1 and intake.late == 0
+    assert [f.index for f in intake.held] == [2, 3] and intake.dropped == 1
+    stage.process(got)
+    assert intake.next_frame([]).index == 3  # the embedding is reused: no wait
+
+
+def test_a_due_frame_does_not_wait_once_the_sound_has_stopped(engine, monkeypatch):
+    import time
+
+    import realtime.stage as stage_module
+    from realtime.stage import Intake
+
+    monkeypatch.setattr(stage_module, "AUDIO_WAIT_S", 0.05)
+    intake = Intake(_stage(engine))
+    intake.next_frame([_block(0, 0.0, 1600)])
+    time.sleep(0.06)  # no audio since: a frame far beyond it goes at once, counted late
+    got = intake.next_frame([_frame(0, 5.0)])
+    assert got is not None and intake.late == 1
+
+
+def test_frames_held_from_a_stream_that_started_again_are_dropped(engine):
+    from realtime.stage import Intake
+
+    intake = Intake(_stage(engine))
+    intake.next_frame([_block(5, 1.0, 1600)])
+    assert intake.next_frame([_frame(30, 1.5)]) is None  # waits for audio up to 1.5 s
+    intake.next_frame([_block(0, 0.0, 800)])  # block numbers from 0 again: a new capture
+    assert not intake.held and intake.dropped == 1
+
+
+def test_after_a_rate_change_the_ring_and_the_stage_count_the_same_time(engine):
+    stage = _stage(engine, rate=8000)
+    for i in range(10):  # 1 s at 44.1 kHz, then the device comes back at 48 kHz
+        stage.add_audio(AudioPacket(i, i * 0.1, i * 0.1, np.full(4410, 0.1, np.float32), 44100))
+    for i in range(10, 20):
+        stage.add_audio(AudioPacket(i, i * 0.1, i * 0.1, np.full(4800, 0.1, np.float32), 48000))
+    newest = stage.audio_anchor + stage.emitted / 8000
+    assert stage.ring.time_of(stage.ring.written) == pytest.approx(newest, abs=1e-6)
+    window = stage.ring.window(1.8)  # (the resampler holds the newest 0.16 s at most back)
+    assert window.end_time == pytest.approx(1.8, abs=1 / 8000)
+    before_start = round((3.0 - 1.8) * 8000)  # the window reaches back before the sound began
+    assert not window.gap and abs(window.zero_filled - before_start) <= 1  # the old rate's
+    # held-back tail was flushed into the ring when the rate changed, not lost
+
+
+def test_the_span_is_on_the_frames_clock_when_the_sound_has_its_own(engine):
+    stage = _stage(engine)
+    for i in range(10):  # a microphone whose pts count from its own opening, 7 s after the
+        t = 100.0 + i * 0.05  # camera's
+        stage.add_audio(AudioPacket(i, t, t - 7.0 - 93.0, np.full(800, 0.1, np.float32), 16000))
+    result = stage.process(FramePacket(0, 100.3, 0.3, np.zeros((48, 64, 3), np.uint8)))
+    assert result.audio.end == pytest.approx(0.3 + 1 / 16000, abs=1e-6)  # the frame's pts clock
