@@ -244,17 +244,22 @@ class InferenceStage:
         self.emitted += out.size
 
     def _due(self, pts: float) -> bool:
-        """Whether the audio embedding is to be recomputed for a frame at ``pts``."""
+        """Whether the audio embedding is to be recomputed for a frame at ``pts``: the one there
+        is ends one audio period or more before it."""
         return self.embedding is None or pts - self.embedding_pts >= self.audio_period - 1e-9
 
     def ready_for(self, frame: FramePacket) -> bool:
         """Whether ``frame`` can be processed exactly now: its audio embedding is reused, or the
-        audio up to the frame's capture time has been resampled into the ring (or no audio has
-        come at all: a source without sound)."""
+        audio up to half an audio period before the frame's capture time has been resampled into
+        the ring (or no audio has come at all: a source without sound). The embedding then ends
+        at the newest sample, before the frame by less than half a period (a microphone's block
+        and the resampler's hold-back are tens of ms: frames need not wait for them), and is due
+        again one period after its own end: no frame uses one that ends a period or more before
+        it."""
         if not self._due(frame.pts) or self.audio_anchor is None:
             return True
         newest = self.audio_anchor + self.emitted / self.audio.sample_rate  # just after the last
-        return frame.t + 1e-6 < newest
+        return frame.t - newest < self.audio_period / 2 - 1e-6
 
     def _span(self, window: Window, frame: FramePacket) -> AudioSpan | None:
         """The window's time on the frames' clock (their pts: a file's or the synthetic world's
@@ -268,9 +273,10 @@ class InferenceStage:
     def _audio_embedding(self, window: Window, frame: FramePacket) -> bool:
         if not self._due(frame.pts):
             return False
-        self.embedding_span = self._span(window, frame)
+        self.embedding_span = span = self._span(window, frame)
         self.embedding = self.engine.encode_audio(self._spectrogram(window.samples))
-        self.embedding_pts = frame.pts
+        # its time on the frames' clock: the frame's, or its window's end when that is earlier
+        self.embedding_pts = min(frame.pts, span.end) if span else frame.pts
         self.audio_encodes += 1
         return True
 
