@@ -120,6 +120,7 @@ class LiveResult:
     truth: list[dict[str, Any]] | None  # what the synthetic source knows of the frame
     stamps: dict[str, float] = field(default_factory=dict)  # stage -> monotonic seconds
     audio: AudioSpan | None = None  # the audio behind the map (None: no audio had come)
+    late: int = 0  # frames so far processed before all their audio had come (it waited 0.3 s)
 
     @property
     def capture_time(self) -> float:
@@ -146,6 +147,7 @@ class LiveResult:
                 "processed": self.processed,
                 "truth": self.truth,
                 "audio": self.audio.to_json() if self.audio else None,
+                "late": self.late,
             },
         )
 
@@ -309,7 +311,14 @@ def result_from_wire(msg: Message) -> LiveResult:
         truth=truth,
         stamps=dict(msg.stamps),
         audio=_span(meta.get("audio")),
+        late=_count(meta.get("late", 0), "late"),
     )
+
+
+def _count(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise WireError(f"{key!r} is {value!r:.40}, not a count")
+    return value
 
 
 def _span(value: Any) -> AudioSpan | None:

@@ -365,6 +365,8 @@ def describe(summary: dict[str, Any]) -> str:
         f"({summary['fps']:.1f} fps), capture->result latency p50 {lat['p50']:.0f} / "
         f"p95 {lat['p95']:.0f} / p99 {lat['p99']:.0f} ms, dropped {summary['dropped']} stale frames"
     )
+    if summary.get("late"):
+        text += f", {summary['late']} processed before all their sound had come (it was late)"
     if summary["pointing_accuracy"] is not None:
         text += (
             f"; pointing accuracy {summary['pointing_accuracy']:.3f}, mean box IoU "

@@ -33,10 +33,12 @@ class RunScore:
     latencies_s: list[float] = field(default_factory=list)
     frames: int = 0
     dropped: int = 0
+    late: int = 0  # processed before all their audio had come
 
     def add(self, result: LiveResult, latency_s: float) -> None:
         self.frames += 1
         self.dropped = result.dropped
+        self.late = result.late
         self.latencies_s.append(latency_s)
         self.score(result.truth, result.peak, result.box)
 
@@ -55,6 +57,7 @@ class RunScore:
             "frames": self.frames,
             "fps": round(self.frames / seconds, 2) if seconds > 0 else 0.0,
             "dropped": self.dropped,
+            "late": self.late,
             "latency_ms": percentiles_ms(self.latencies_s),
             "scored_frames": self.scored,
             "pointing_accuracy": round(self.hits / self.scored, 4) if self.scored else None,

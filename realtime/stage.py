@@ -53,6 +53,9 @@ MAX_BLOCK_S = 1.0  # s; a live block is tens of ms, and the resampler's memory g
 # plus the resampler's hold-back, with room; beyond it the audio is late or lost, not coming.
 AUDIO_WAIT_S = 0.3
 MAX_HELD = 64  # frames held for their audio at most (two seconds of a 30 fps camera)
+# A block captured this far from where the sample count puts it restarts the audio clock there
+# (the ring's own rule, for the same reasons).
+MAX_DRIFT_S = 0.1
 
 
 class BadPacket(ValueError):
@@ -207,6 +210,11 @@ class InferenceStage:
                 t = self.audio_anchor + (self.fed + lost) / packet.rate
                 self.end_audio()
                 self._anchor(packet.rate, t)
+        elif abs(packet.t - (self.audio_anchor + self.fed / packet.rate)) > MAX_DRIFT_S:
+            # the device's clock and the sample count have drifted apart (a sound card runs
+            # 10-100 ppm off the monotonic clock; a pause): trust the capture time again
+            self.end_audio()
+            self._anchor(packet.rate, packet.t)
         self.last_seq, self.last_block = packet.seq, packet.samples.size
         samples, finite = packet.samples, np.isfinite(packet.samples)
         if not finite.all():
@@ -465,4 +473,5 @@ class Intake:
             truth=frame.truth,
             stamps={**result.stamps, "publish": time.monotonic()},
             audio=result.audio,
+            late=self.late,
         )

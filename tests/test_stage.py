@@ -473,3 +473,27 @@ def test_the_span_is_on_the_frames_clock_when_the_sound_has_its_own(engine):
         stage.add_audio(AudioPacket(i, t, t - 7.0 - 93.0, np.full(800, 0.1, np.float32), 16000))
     result = stage.process(FramePacket(0, 100.3, 0.3, np.zeros((48, 64, 3), np.uint8)))
     assert result.audio.end == pytest.approx(0.3 + 1 / 16000, abs=1e-6)  # the frame's pts clock
+
+
+def test_a_device_clock_that_drifts_from_the_sample_count_is_followed(engine):
+    stage = _stage(engine)
+    for i in range(300):  # 30 s of a device whose stamps run 0.5 % ahead of its sample count
+        t = i * 0.1 * 1.005
+        stage.add_audio(AudioPacket(i, t, t, np.full(1600, 0.1, np.float32), 16000))
+    newest = stage.ring.time_of(stage.ring.written)  # just after the last sample
+    assert abs(newest - (299 * 0.1 * 1.005 + 0.1)) <= 0.1 + 0.01  # without: 0.15 s behind
+    assert stage.ring.time_of(stage.ring.written) == pytest.approx(
+        stage.audio_anchor + stage.emitted / 16000
+    )
+
+
+def test_the_run_summary_says_how_many_frames_went_without_all_their_sound():
+    from conftest import live_result
+
+    from realtime.pipeline import describe
+    from realtime.scoring import RunScore
+
+    score = RunScore()
+    score.add(live_result(late=3), 0.02)
+    assert score.summary(1.0)["late"] == 3
+    assert "3 processed before all their sound had come" in describe(score.summary(1.0))
