@@ -35,7 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="describe a checkpoint",
         description="Print what a checkpoint file records, as JSON.",
     )
-    p.add_argument("checkpoint")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        help="a .pth file (default, or 'demo': the shipped one)",
+    )
     p.add_argument("--sample-rate", type=sample_rate, default=None)
     p.set_defaults(func=info_command)
 
@@ -65,7 +70,9 @@ def info_command(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from fnac.checkpoint import load_checkpoint
+    from fnac.weights import checkpoint_path
 
+    args.checkpoint = checkpoint_path(args.checkpoint)
     model = load_checkpoint(args.checkpoint, sample_rate=args.sample_rate)
     info = model.info
     print(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -57,15 +56,10 @@ def add_standby_flag(p: argparse.ArgumentParser) -> None:
 
 
 def shipped_checkpoint(given: str | None) -> str:
-    """``given``, or the demo checkpoint shipped in ``fnac/weights``; a missing file is one
-    clear error."""
-    from fnac.weights import DEMO_CHECKPOINT
+    """``given`` (a path, or ``demo``), or the demo checkpoint shipped in ``fnac/weights``."""
+    from fnac.weights import checkpoint_path
 
-    path = Path(given) if given else DEMO_CHECKPOINT
-    if not path.is_file():
-        fix = "check the path" if given else "reinstall fnac or pass --checkpoint"
-        raise FileNotFoundError(f"checkpoint {path} not found: {fix}")
-    return str(path)
+    return checkpoint_path(given)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="take frames and audio from fnac capture on another host instead of a source",
     )
     p.add_argument("--keys", default=None, help="with --listen: server.key from fnac keys")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument(
+        "--checkpoint", default=None, help="default (or 'demo'): the shipped demo checkpoint"
+    )
     p.add_argument("--sample-rate", type=positive_int, default=None)
     add_engine_flags(p)
     p.add_argument("--out", default=None, help="annotated mp4")
@@ -192,16 +188,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=capture_command)
 
 
-def _checkpoint_file(path: str) -> None:
-    """A checkpoint path that names a readable file, checked without torch: this process never
-    imports it (2 s of start-up); the inference worker reads the file and says what is wrong
-    with one that is no checkpoint."""
-    if not Path(path).is_file():
-        raise ValueError(f"checkpoint {path} does not exist (--checkpoint names a .pth file)")
-    if not os.access(path, os.R_OK):
-        raise ValueError(f"checkpoint {path} cannot be read (check its permissions)")
-
-
 def run_command(args: argparse.Namespace) -> int:
     from realtime.pipeline import (
         LiveConfig,
@@ -214,7 +200,9 @@ def run_command(args: argparse.Namespace) -> int:
     from realtime.sources import SourceError, open_source
     from realtime.transport import check_exposure, read_key_file
 
-    _checkpoint_file(args.checkpoint)  # the worker reads it, while this process goes on
+    # checked here without torch: this process never imports it (2 s of start-up); the worker
+    # reads the file and says in one line what is wrong with one that is no checkpoint
+    args.checkpoint = shipped_checkpoint(args.checkpoint)
     server_keys = read_key_file(args.keys, "server") if args.keys else None
     if args.listen:
         check_exposure(args.listen, server_keys["secret"] if server_keys else None)

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import write_png, write_wav
+from conftest import REPO, write_png, write_wav
 
 from fnac.config import AudioConfig
 from fnac.model import FNAC, ModelConfig
@@ -76,6 +76,26 @@ def test_info(files):
     info = json.loads(result.stdout)
     assert info["format"] == "fnac" and info["model"]["dim"] == 32
     assert info["audio"]["sample_rate"] == 16000
+
+
+def test_demo_names_the_shipped_checkpoint_from_any_folder(tmp_path):
+    from fnac.weights import DEMO_CHECKPOINT
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for args in (["info", "demo"], ["info"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "fnac.cli", *args], capture_output=True, text=True,
+            cwd=tmp_path, env=env, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["path"] == str(DEMO_CHECKPOINT)
+    jsonl = tmp_path / "run.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "fnac.cli", "run", "--source", "synthetic", "--seconds", "1",
+         "--jsonl", str(jsonl)], capture_output=True, text=True, cwd=tmp_path, env=env,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0 and jsonl.read_text(), result.stderr[-2000:]  # no --checkpoint
 
 
 def test_localize_writes_an_overlay(files):
