@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 
 from fnac.flags import positive_float
-from realtime.commands import add_engine_flags, add_standby_flag, shipped_checkpoint
+from fnac.weights import checkpoint_path
+from realtime.commands import add_engine_flags, add_standby_flag
 
 LIVE_DOC = """The desktop window over the realtime workers.
 
@@ -77,7 +78,7 @@ def _window(
     settings = choose_settings(
         source,
         mic,
-        shipped_checkpoint(args.checkpoint),
+        checkpoint_path(args.checkpoint),
         shipped=args.checkpoint is None,
         backend=args.backend,
         engine_dir=args.engine,
@@ -99,7 +100,7 @@ def demo_command(args: argparse.Namespace) -> int:
     from realtime.demo import headless_demo
     from realtime.pipeline import LiveConfig, standby_wanted
 
-    checkpoint = shipped_checkpoint(args.checkpoint)
+    checkpoint = checkpoint_path(args.checkpoint)
     out = Path(args.out)
     print(
         f"no display: running the live pipeline headless on the synthetic world for "

@@ -256,6 +256,13 @@ def engine_maps(engine: Engine, frames: torch.Tensor, specs: torch.Tensor) -> to
     )
 
 
+def hot_cell_near(maps: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: each map's hottest cell is the reference's or one of its 8 neighbours."""
+    width = reference.shape[2]
+    hot, want = maps.flatten(1).argmax(1), reference.flatten(1).argmax(1)
+    return ((hot // width - want // width).abs() <= 1) & ((hot % width - want % width).abs() <= 1)
+
+
 def map_agreement(maps: torch.Tensor, reference: torch.Tensor) -> dict[str, Any]:
     """``maps`` (N, h, w) against ``reference``'s: the largest difference of the min-max
     normalised maps (``max_diff``, 0..1) and whether every hottest cell is the reference's or
@@ -267,10 +274,7 @@ def map_agreement(maps: torch.Tensor, reference: torch.Tensor) -> dict[str, Any]
         return (m - lo) / (hi - lo).clamp_min(1e-12)
 
     diff = float((unit(maps) - unit(reference)).abs().max())
-    width = reference.shape[2]
-    hot, want = maps.flatten(1).argmax(1), reference.flatten(1).argmax(1)
-    near = ((hot // width - want // width).abs() <= 1) & ((hot % width - want % width).abs() <= 1)
-    peak_near = bool(near.all())
+    peak_near = bool(hot_cell_near(maps, reference).all())
     ok = diff <= MAX_MAP_DIFF and peak_near and bool(torch.isfinite(maps).all())
     return {"max_diff": round(diff, 4), "peak_near": peak_near, "ok": ok}
 

@@ -196,14 +196,14 @@ def agreement(
     """How close ``engine``'s maps are to eager's on the same inputs: the largest difference as
     a share of each map's range (``max_diff``), the lowest correlation (``min_corr``), and the
     share of maps whose hottest cell is eager's or one of its 8 neighbours (``peak_within_1``)."""
+    from realtime.autoselect import hot_cell_near
+
     maps = engine.maps(engine.encode_image(frames), engine.encode_audio(specs)).double()
     eager = eager_maps.double()
     span = (eager.amax(dim=(1, 2)) - eager.amin(dim=(1, 2))).clamp_min(1e-12)
     diff = (maps - eager).abs().amax(dim=(1, 2)) / span
     corr = [np.corrcoef(a.flatten(), b.flatten())[0, 1] for a, b in zip(eager, maps, strict=True)]
-    width = eager.shape[2]
-    hot, want = maps.flatten(1).argmax(1), eager.flatten(1).argmax(1)
-    near = ((hot // width - want // width).abs() <= 1) & ((hot % width - want % width).abs() <= 1)
+    near = hot_cell_near(maps, eager)
     return {
         "max_diff": float(diff.max()),
         "min_corr": float(min(corr)),

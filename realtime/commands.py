@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from fnac.flags import non_negative_float, positive_float, positive_int
+from fnac.weights import checkpoint_path
 from realtime.backends import BACKENDS, DEFAULT_BACKEND, default_engine_dir
 
 RUN_DOC = """The headless live loop: capture and inference workers, sinks in this process.
@@ -53,13 +54,6 @@ def add_standby_flag(p: argparse.ArgumentParser) -> None:
         "in about a second instead of after a model reload (default: on with "
         f"{STANDBY_MIN_CPUS} or more CPU cores, where loading it does not slow the live run)",
     )
-
-
-def shipped_checkpoint(given: str | None) -> str:
-    """``given`` (a path, or ``demo``), or the demo checkpoint shipped in ``fnac/weights``."""
-    from fnac.weights import checkpoint_path
-
-    return checkpoint_path(given)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -202,7 +196,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     # checked here without torch: this process never imports it (2 s of start-up); the worker
     # reads the file and says in one line what is wrong with one that is no checkpoint
-    args.checkpoint = shipped_checkpoint(args.checkpoint)
+    args.checkpoint = checkpoint_path(args.checkpoint)
     server_keys = read_key_file(args.keys, "server") if args.keys else None
     if args.listen:
         check_exposure(args.listen, server_keys["secret"] if server_keys else None)
@@ -247,7 +241,7 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.tune_threads:
         from realtime.threadpolicy import measure
 
-        report["threads"] = measure(shipped_checkpoint(args.checkpoint), args.seconds)
+        report["threads"] = measure(checkpoint_path(args.checkpoint), args.seconds)
         print(report["threads"]["reason"])
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
@@ -259,7 +253,7 @@ def soak_command(args: argparse.Namespace) -> int:
     from realtime.pipeline import LiveConfig
     from realtime.soak import soak
 
-    checkpoint = shipped_checkpoint(args.checkpoint)
+    checkpoint = checkpoint_path(args.checkpoint)
     config = LiveConfig("synthetic", checkpoint, args.backend, engine_dir=args.engine)
     report = soak(config, args.seconds, args.every, args.max_growth_mb)
     if args.json:

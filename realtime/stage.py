@@ -410,13 +410,6 @@ class Intake:
                     log.warning("rejected a packet: %s (more are counted)", exc)
         return frames
 
-    def take(self, packets: Iterable[Packet | None]) -> FramePacket | None:
-        """Feed the audio of ``packets`` to the stage; the newest usable frame among them (the
-        older ones counted as dropped)."""
-        frames = self._take_all(packets)
-        self.dropped += max(0, len(frames) - 1)
-        return frames[-1] if frames else None
-
     def next_frame(self, packets: Iterable[Packet | None]) -> FramePacket | None:
         """Take ``packets`` in; the frame to process now, if there is one (see the class)."""
         frames = self._take_all(packets)
