@@ -7,10 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian libraries the Python wheels load at run time: PortAudio for sounddevice; the xcb
-# libraries of Qt 6's desktop (xcb) platform; EGL/GL for Qt's offscreen platform.
+# libraries of Qt 6's desktop (xcb) platform; EGL/GL for Qt's offscreen platform; Xvfb (and
+# xauth, which xvfb-run needs) for the tests that open the window on a real X server.
 DEB_PACKAGES := libportaudio2 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 \
-	libxkbcommon0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3
+	libxkbcommon0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3 xvfb xauth
 PYTEST_ARGS ?=
 
 .PHONY: test test-slow demo demo-checkpoint setup system-deps lint clean

@@ -276,20 +276,35 @@ def load_checkpoint(
 
 
 def _calibration_of(value: Any) -> dict[str, Any]:
-    """A stored calibration when it is usable (a finite cosine score), else none: a damaged entry
-    must not stop the model from loading, the defaults then apply."""
+    """A stored calibration when it is usable (a finite cosine score, and a box level in (0, 1)
+    when there is one), else none: a damaged entry must not stop the model from loading, the
+    defaults then apply."""
     if isinstance(value, dict):
         mid = value.get("score_mid")
         if isinstance(mid, int | float) and math.isfinite(mid) and -1.0 <= mid <= 1.0:
-            return {"score_mid": float(mid), "source": str(value.get("source", ""))}
+            found = {"score_mid": float(mid), "source": str(value.get("source", ""))}
+            level = value.get("box_level")
+            if isinstance(level, int | float) and 0.0 < level < 1.0:
+                found["box_level"] = float(level)
+            return found
     if value is not None:
         log.warning("ignoring a calibration entry that is not a cosine score: %r", value)
     return {}
 
 
-def save_calibrated(path: str | os.PathLike, model: FNAC, score_mid: float, source: str) -> Path:
+def save_calibrated(
+    path: str | os.PathLike,
+    model: FNAC,
+    score_mid: float,
+    source: str,
+    box_level: float | None = None,
+) -> Path:
     """Write ``model`` (as loaded, with its configs, metrics and any training state) to ``path``
-    with the live app's sounding calibration; float16 when the file it came from was."""
+    with the live app's sounding calibration (and box level, when measured); float16 when the
+    file it came from was."""
+    calibration = {"score_mid": float(score_mid), "source": source}
+    if box_level is not None:
+        calibration["box_level"] = float(box_level)
     info = model.info
     stored = info.raw.get("model") if isinstance(info.raw.get("model"), dict) else info.raw
     half = any(isinstance(v, torch.Tensor) and v.dtype == torch.float16 for v in stored.values())
@@ -303,7 +318,7 @@ def save_calibrated(path: str | os.PathLike, model: FNAC, score_mid: float, sour
         metrics=info.metrics,
         train_state=info.raw.get("train_state"),
         half=half,
-        calibration={"score_mid": float(score_mid), "source": source},
+        calibration=calibration,
     )
 
 

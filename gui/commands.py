@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fnac.flags import positive_float
 from fnac.weights import checkpoint_path
-from realtime.commands import add_engine_flags, add_standby_flag
+from realtime.commands import add_engine_flags, add_smooth_flag, add_standby_flag
 
 LIVE_DOC = """The desktop window over the realtime workers.
 
@@ -24,6 +24,9 @@ world and the shipped demo checkpoint). Without one it runs the same multi-proce
 headless on the synthetic world for --seconds and writes demo.mp4 (annotated) and summary.json
 into --out: fps, capture->result latency percentiles, pointing accuracy (the fraction of sounding
 frames whose peak lies in the sounding object's box) and mean box IoU."""
+
+
+HEADLESS_SECONDS = 20.0  # fnac demo without a display, unless --seconds says otherwise
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
     add_engine_flags(p)
     p.add_argument("--save-dir", default="fnac-live", help="snapshots and recordings")
+    add_smooth_flag(p)
     add_standby_flag(p)
     p.add_argument(
         "--seconds", type=positive_float, default=None, help="close the window after this long"
@@ -55,11 +59,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", default="demo-output", help="headless: where demo.mp4 and summary.json go"
     )
-    p.add_argument("--seconds", type=positive_float, default=20.0, help="headless: how long to run")
+    p.add_argument(
+        "--seconds",
+        type=positive_float,
+        default=None,
+        help=f"how long to run (headless default: {HEADLESS_SECONDS:.0f} s; the window stays "
+        "open until closed unless given)",
+    )
     p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
     add_engine_flags(p)
+    add_smooth_flag(p)
     add_standby_flag(p)
     p.add_argument("--headless", action="store_true", help="no window even with a display")
+    p.add_argument(
+        "--screenshot",
+        default=None,
+        help="with a display and --seconds: save the window as PNG when it closes",
+    )
     p.set_defaults(func=demo_command)
 
 
@@ -74,6 +90,8 @@ def _window(
     from gui.live import choose_settings, require_display, run_window
     from realtime.pipeline import standby_wanted
 
+    if screenshot and seconds is None:
+        raise ValueError("--screenshot is taken when the window closes after --seconds: give both")
     require_display()  # before any camera is probed
     settings = choose_settings(
         source,
@@ -84,6 +102,7 @@ def _window(
         engine_dir=args.engine,
         save_dir=save_dir,
         standby=standby_wanted(args.standby),
+        smooth_s=args.smooth,
     )
     return run_window(settings, seconds, screenshot)
 
@@ -96,15 +115,17 @@ def demo_command(args: argparse.Namespace) -> int:
     from gui.live import has_display
 
     if has_display() and not args.headless:
-        return _window(args, None, None, str(Path(args.out) / "live"), None, None)
+        live_dir = str(Path(args.out) / "live")
+        return _window(args, None, None, live_dir, args.seconds, args.screenshot)
     from realtime.demo import headless_demo
     from realtime.pipeline import LiveConfig, standby_wanted
 
     checkpoint = checkpoint_path(args.checkpoint)
     out = Path(args.out)
+    seconds = HEADLESS_SECONDS if args.seconds is None else args.seconds
     print(
         f"no display: running the live pipeline headless on the synthetic world for "
-        f"{args.seconds:.0f} s ({Path(checkpoint).name}, {args.backend} backend)"
+        f"{seconds:.0f} s ({Path(checkpoint).name}, {args.backend} backend)"
     )
     config = LiveConfig(
         "synthetic",
@@ -112,7 +133,8 @@ def demo_command(args: argparse.Namespace) -> int:
         args.backend,
         engine_dir=args.engine,
         standby=standby_wanted(args.standby),
+        smooth_s=args.smooth,
     )
-    headless_demo(out, args.seconds, config)
+    headless_demo(out, seconds, config)
     print(f"wrote {out / 'demo.mp4'} and {out / 'summary.json'}")
     return 0

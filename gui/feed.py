@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fnac.metrics import point_in_box
 from realtime.messages import EndOfStream, LiveResult
 from realtime.pipeline import LiveConfig
+from realtime.scoring import sounding_box
 from realtime.stats import Rolling
 
 STALL_S = 2.0  # no result for this long while running: the window says so
@@ -44,11 +46,25 @@ class FeedStats:
     dropped: int = 0
     processed: int = 0
     restarts: int = 0
+    # pointing so far, where the source knows the ground truth (the synthetic world): sounding
+    # frames scored and those whose peak fell on the sounding object's box
+    scored: int = 0
+    hits: int = 0
 
     def add(self, now: float, latency_s: float, result: LiveResult) -> None:
         self.rolling.add(now, latency_s)
         self.dropped = result.dropped
         self.processed = result.processed
+        want = sounding_box(result.truth)
+        if want is not None:
+            self.scored += 1
+            self.hits += point_in_box(result.peak, want)
+
+    @property
+    def pointing(self) -> float | None:
+        """The running pointing accuracy: sounding frames whose peak fell on the sounding
+        object's box, None before the first such frame (or without ground truth)."""
+        return self.hits / self.scored if self.scored else None
 
     @property
     def fps(self) -> float:
@@ -156,7 +172,7 @@ class Feed:
 
     def _keep(self, result: LiveResult) -> None:
         now = time.monotonic()
-        latency = now - result.capture_time
+        latency = now - result.origin_time
         shown = Shown(np.ascontiguousarray(result.image[:, :, ::-1]), result, latency)  # BGR->RGB
         with self._lock:
             self._newest, self._fresh = shown, True

@@ -96,6 +96,7 @@ def run_window(settings: LiveSettings, seconds: float | None, screenshot: str | 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = LiveWindow(settings)
     window.resize(1200, 720)
+    window.fit_screen()
     window.show()
     if seconds is not None:
 

@@ -37,10 +37,11 @@ from fnac.overlay import COLORMAPS
 from gui.feed import STALL_S, Feed, Shown
 from gui.strip import SpectrogramStrip
 from realtime.backends import BACKENDS, DEFAULT_BACKEND
-from realtime.pipeline import LiveConfig
+from realtime.pipeline import SMOOTH_S, LiveConfig
 from realtime.render import Style, annotate
 
-NO_MICROPHONE = "no microphone"
+NO_MICROPHONE = "none"
+RIGHT_PANEL_PX = 360  # the controls' column: long paths are elided in it, never widen it
 LEVEL_FLOOR_DB = -80.0  # the level meter's empty end
 
 
@@ -56,10 +57,20 @@ class LiveSettings:
     microphones: tuple[str, ...] = ()  # input device names, offered in the picker
     standby: bool = False  # keep a loaded spare inference worker (fast recovery, more memory)
     engine_dir: str | None = None  # the tensorrt backend's folder (fnac export)
+    smooth_s: float = SMOOTH_S  # time constant of the map smoothing (0: off)
 
     def pipeline_source(self) -> str:
         pairs = self.microphone and self.source != "synthetic" and not Path(self.source).is_file()
         return f"{self.source}+{self.microphone}" if pairs else self.source
+
+
+def elided(text: str, most: int) -> str:
+    """``text`` at most ``most`` characters long, its middle replaced by an ellipsis (a path keeps
+    its start and its file name)."""
+    if len(text) <= most:
+        return text
+    head = (most - 1) // 2
+    return text[:head] + "\u2026" + text[len(text) - (most - 1 - head) :]
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -151,6 +162,7 @@ class LiveWindow(QMainWindow):
         self.status.setWordWrap(True)
         self.readout = QLabel("-")
         self.readout.setStyleSheet("font-family: monospace;")
+        self.readout.setWordWrap(True)  # a long readout wraps, it never widens the window
 
         left = QVBoxLayout()
         left.addWidget(self.note)
@@ -171,8 +183,11 @@ class LiveWindow(QMainWindow):
         right.addWidget(self.events, stretch=1)
 
         body = QHBoxLayout()
+        panel = QWidget()
+        panel.setLayout(right)
+        panel.setMaximumWidth(RIGHT_PANEL_PX)
         body.addLayout(left, stretch=3)
-        body.addLayout(right, stretch=1)
+        body.addWidget(panel, stretch=1)
         root = QWidget()
         root.setLayout(body)
         self.setCentralWidget(root)
@@ -182,6 +197,12 @@ class LiveWindow(QMainWindow):
         form = QFormLayout(box)
         self.source_pick = QComboBox()
         self.source_pick.setEditable(True)  # a URL or a path can be typed in
+        # a long path must not widen the window: the box keeps a modest width, the line edit
+        # scrolls, and the whole text is in the tooltip
+        self.source_pick.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.source_pick.setMinimumContentsLength(12)
         choices = ["synthetic", *self.settings.cameras]
         if self.settings.source not in choices:
             choices.append(self.settings.source)
@@ -196,7 +217,17 @@ class LiveWindow(QMainWindow):
                 self.mic_pick.addItem(name)
             self.mic_pick.setCurrentText(name)
         form.addRow("microphone", self.mic_pick)
+        self.sound_note = QLabel()
+        self.sound_note.setWordWrap(True)
+        self.sound_note.setStyleSheet("color: #666;")
+        form.addRow(self.sound_note)
+        self.mic_pick.currentTextChanged.connect(self._describe_sound)
+        self.source_pick.currentTextChanged.connect(self._describe_sound)
+        self._describe_sound()
         self.checkpoint_edit = QLineEdit(self.settings.checkpoint)
+        self.checkpoint_edit.setToolTip(self.settings.checkpoint)
+        self.checkpoint_edit.setCursorPosition(0)  # the start of the path, not its last letters
+        self.checkpoint_edit.textChanged.connect(self.checkpoint_edit.setToolTip)
         form.addRow("checkpoint", with_button(self.checkpoint_edit, "...", self._choose_checkpoint))
         self.backend_pick = QComboBox()
         self.backend_pick.addItems(BACKENDS)
@@ -207,11 +238,37 @@ class LiveWindow(QMainWindow):
         form.addRow(self.apply_button)
         return box
 
+    def _describe_sound(self, *_) -> None:
+        """Say under the pickers where the sound comes from: the microphone, or the picture
+        source's own track (a file, a stream, the synthetic world), or nowhere (a camera)."""
+        source = self.source_pick.currentText().strip()
+        self.source_pick.setToolTip(source)
+        mic = self.mic_pick.currentText()
+        if mic != NO_MICROPHONE:
+            text = f"sound: the microphone ({mic})"
+        elif source == "synthetic":
+            text = "sound: the synthetic world's own"
+        elif source.isdigit():
+            text = "sound: none (a camera has no sound of its own: pick a microphone)"
+        else:
+            text = f"sound: the track of {elided(source, 40)}"
+        self.sound_note.setText(text)
+
+    def fit_screen(self) -> None:
+        """Never wider or taller than the screen the window opens on."""
+        screen = self.screen()
+        if screen is None:
+            return
+        room = screen.availableGeometry()
+        self.setMaximumSize(room.width(), room.height())
+        self.resize(min(self.width(), room.width()), min(self.height(), room.height()))
+
     def _view_box(self) -> QGroupBox:
         box = QGroupBox("overlay")
         form = QFormLayout(box)
         self.colormap_pick = QComboBox()
         self.colormap_pick.addItems(COLORMAPS)
+        self.colormap_pick.setCurrentText(self.style_.colormap)
         self.colormap_pick.currentTextChanged.connect(lambda name: self.restyle(colormap=name))
         form.addRow("colormap", self.colormap_pick)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
@@ -223,15 +280,35 @@ class LiveWindow(QMainWindow):
         self.fade_check.setChecked(True)
         self.fade_check.toggled.connect(lambda on: self.restyle(faded=Style.faded if on else 1.0))
         form.addRow(self.fade_check)
+        self.clear_check = QCheckBox("clear where cold")
+        self.clear_check.setChecked(self.style_.clear_below is not None)
+        self.clear_check.toggled.connect(
+            lambda on: self.restyle(clear_below=Style.clear_below if on else None)
+        )
+        self.legend_check = QCheckBox("legend")
+        self.legend_check.setChecked(self.style_.legend)
+        self.legend_check.toggled.connect(lambda on: self.restyle(legend=on))
+        row = QHBoxLayout()
+        row.addWidget(self.clear_check)
+        row.addWidget(self.legend_check)
+        form.addRow(row)
         self.box_check = QCheckBox("box")
         self.box_check.setChecked(True)
         self.box_check.toggled.connect(lambda on: self.restyle(box=on))
         self.peak_check = QCheckBox("peak")
         self.peak_check.setChecked(True)
         self.peak_check.toggled.connect(lambda on: self.restyle(peak=on))
+        self.truth_check = QCheckBox("truth")
+        self.truth_check.setToolTip(
+            "the sounding object's true outline (dashed) and hit / miss, where the source "
+            "knows it (the synthetic world, fnac synth's streams)"
+        )
+        self.truth_check.setChecked(self.style_.truth)
+        self.truth_check.toggled.connect(lambda on: self.restyle(truth=on))
         row = QHBoxLayout()
         row.addWidget(self.box_check)
         row.addWidget(self.peak_check)
+        row.addWidget(self.truth_check)
         form.addRow(row)
         return box
 
@@ -275,7 +352,12 @@ class LiveWindow(QMainWindow):
             self.feed.stop(wait=False)  # the old workers close in the background
         s = self.settings
         config = LiveConfig(
-            s.pipeline_source(), s.checkpoint, s.backend, s.engine_dir, standby=s.standby
+            s.pipeline_source(),
+            s.checkpoint,
+            s.backend,
+            s.engine_dir,
+            standby=s.standby,
+            smooth_s=s.smooth_s,
         )
         self.feed = Feed(config).start()
         self.current = None
@@ -397,6 +479,8 @@ class LiveWindow(QMainWindow):
             f"p95 {stats.latency_ms(95):5.0f} ms   dropped {stats.dropped}   "
             f"restarts {stats.restarts}   {feed.state}"
         )
+        if stats.pointing is not None:
+            text += f"   pointing {stats.pointing:.2f} ({stats.scored} frames)"
         if feed.engine:  # why auto chose it is one long line: in the event log and the tooltip
             engine, _, why = feed.engine.partition("; auto: ")
             text += f"   {engine} (auto)" if why else f"   {engine}"

@@ -184,7 +184,7 @@ def live_pipeline(
             # the clock starts at the first result: the capture worker's start-up (a second or
             # more on a busy machine) is not live time, and a short run would count none
             start = time.monotonic() if start is None else start
-            latencies.append(time.monotonic() - result.capture_time)
+            latencies.append(time.monotonic() - result.origin_time)
             stamps.append({**result.stamps, "received": time.monotonic()})
             dropped = result.dropped
     return _summary(latencies, stamps, len(latencies), dropped, seconds)

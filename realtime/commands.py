@@ -43,6 +43,20 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_smooth_flag(p: argparse.ArgumentParser) -> None:
+    from realtime.pipeline import SMOOTH_S
+
+    p.add_argument(
+        "--smooth",
+        metavar="SECONDS",
+        type=non_negative_float,
+        default=SMOOTH_S,  # see the README's measure of it
+        help="steadier maps: peak, box and the drawn heat follow the maps averaged over about "
+        "this many seconds (an exponential time constant; 0: off, each frame's own map). "
+        "The JSON lines keep each frame's own map",
+    )
+
+
 def add_standby_flag(p: argparse.ArgumentParser) -> None:
     from realtime.pipeline import STANDBY_MIN_CPUS
 
@@ -82,10 +96,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="annotated mp4")
     p.add_argument("--jsonl", default=None, help="one JSON line per processed frame")
     p.add_argument("--seconds", type=positive_float, default=None, help="stop after this long")
-    p.add_argument("--fast", action="store_true", help="read files unpaced (as fast as possible)")
+    p.add_argument(
+        "--offline",
+        "--fast",
+        dest="offline",
+        action="store_true",
+        help="a video file (or the synthetic world with --seconds): every frame in order, none "
+        "dropped, as fast as the engine allows, with a progress bar; latency counts from each "
+        "frame's read (--fast is its former name)",
+    )
     p.add_argument(
         "--audio-rate", type=positive_float, default=10.0, help="audio embeddings per second"
     )
+    add_smooth_flag(p)
     add_standby_flag(p)
     p.set_defaults(func=run_command)
 
@@ -198,6 +221,7 @@ def run_command(args: argparse.Namespace) -> int:
     # reads the file and says in one line what is wrong with one that is no checkpoint
     args.checkpoint = checkpoint_path(args.checkpoint)
     server_keys = read_key_file(args.keys, "server") if args.keys else None
+    total, wall_s, source_s = offline_plan(args)  # said before any source is opened
     if args.listen:
         check_exposure(args.listen, server_keys["secret"] if server_keys else None)
     elif args.source.startswith("mic"):
@@ -213,16 +237,18 @@ def run_command(args: argparse.Namespace) -> int:
         backend=args.backend,
         engine_dir=args.engine,
         sample_rate=args.sample_rate,
-        realtime=not args.fast,
+        realtime=not args.offline,
         audio_rate_hz=args.audio_rate,
+        smooth_s=args.smooth,
         listen=args.listen,
         server_keys=server_keys,
         standby=standby_wanted(args.standby),
+        seconds=source_s,
     )
     sinks = Sinks(args.jsonl, args.out)
     try:
         with LivePipeline(config) as pipeline:
-            summary = run_live(pipeline, sinks, args.seconds)
+            summary = run_live(pipeline, sinks, wall_s, total=total)
     finally:
         sinks.close()
     print("\n" + describe(summary), file=sys.stderr)
@@ -230,6 +256,26 @@ def run_command(args: argparse.Namespace) -> int:
         if target:
             print(f"wrote {target}")
     return 0
+
+
+def offline_plan(args: argparse.Namespace) -> tuple[int | None, float | None, float | None]:
+    """For ``fnac run``: (frames an --offline run will process, for its progress bar; how long
+    to run by the clock; the synthetic source's length). Offline, the synthetic world is
+    ``--seconds`` of stream, however long processing it takes."""
+    from realtime.sources import SYNTHETIC_FPS, frame_count
+
+    if not args.offline:
+        return None, args.seconds, None
+    if args.listen or not (args.source == "synthetic" or Path(args.source).is_file()):
+        raise ValueError(
+            "--offline reads a video file (or 'synthetic' with --seconds) frame by frame; "
+            "a camera, a URL or --listen runs live: leave --offline out"
+        )
+    if args.source == "synthetic":
+        if args.seconds is None:
+            raise ValueError("--offline with the endless synthetic world needs --seconds")
+        return round(args.seconds * SYNTHETIC_FPS), None, args.seconds
+    return frame_count(args.source), args.seconds, None
 
 
 def bench_command(args: argparse.Namespace) -> int:

@@ -34,12 +34,15 @@ class FramePacket:
     pts: float  # seconds from the source's start
     image: np.ndarray  # (H, W, 3) uint8 BGR
     truth: list[dict[str, Any]] | None = None  # synthetic source: objects, boxes, sounding
+    # offline (a file read unpaced): time.monotonic() when it was read, where latency starts;
+    # ``t`` is then the source's clock (start + pts), which keeps frames and audio aligned
+    read: float | None = None
 
     def to_wire(self) -> Message:
         return Message(
             "frame",
             self.index,
-            {"capture": self.t},
+            {"capture": self.t} | ({} if self.read is None else {"read": self.read}),
             {"image": self.image},
             {"pts": self.pts, "truth": self.truth},
         )
@@ -121,17 +124,30 @@ class LiveResult:
     stamps: dict[str, float] = field(default_factory=dict)  # stage -> monotonic seconds
     audio: AudioSpan | None = None  # the audio behind the map (None: no audio had come)
     late: int = 0  # frames so far processed before all their audio had come (it waited 0.3 s)
+    # the smoothed map peak and box came from, with --smooth (None: they came from raw_map)
+    shown_map: np.ndarray | None = None
+
+    @property
+    def drawn_map(self) -> np.ndarray:
+        """The map to draw: the smoothed one where there is one, else the model's."""
+        return self.raw_map if self.shown_map is None else self.shown_map
 
     @property
     def capture_time(self) -> float:
         return self.stamps["capture"]
+
+    @property
+    def origin_time(self) -> float:
+        """Where the frame's latency starts: its capture, or (offline) when it was read."""
+        return self.stamps.get("read", self.stamps["capture"])
 
     def to_wire(self) -> Message:
         return Message(
             "result",
             self.frame,
             self.stamps,
-            {"map": self.raw_map, "image": self.image, "spectrum": self.spectrum},
+            {"map": self.raw_map, "image": self.image, "spectrum": self.spectrum}
+            | ({} if self.shown_map is None else {"shown": self.shown_map}),
             {
                 "pts": self.pts,
                 "peak": list(self.peak),
@@ -275,6 +291,7 @@ def packet_from_wire(msg: Message) -> Packet | None:
             meta.get("pts"),
             msg.arrays.get("image"),
             meta.get("truth"),
+            msg.stamps.get("read"),
         )
     if msg.kind == "status" and msg.meta.get("end_of_stream"):
         return EndOfStream(msg.seq, int(msg.meta.get("unsent") or 0))
@@ -312,6 +329,7 @@ def result_from_wire(msg: Message) -> LiveResult:
         stamps=dict(msg.stamps),
         audio=_span(meta.get("audio")),
         late=_count(meta.get("late", 0), "late"),
+        shown_map=_array(msg, "shown") if "shown" in msg.arrays else None,
     )
 
 
@@ -406,5 +424,7 @@ class InferenceSpec:
     engine_dir: str | None = None  # the tensorrt backend's folder (fnac export)
     sample_rate: int | None = None  # overrides the checkpoint's (published files carry none)
     audio_rate_hz: float = 10.0  # audio embeddings per second of stream
+    smooth_s: float = 0.0  # time constant of the map smoothing (0: off)
+    every_frame: bool = False  # offline: every frame in order, none dropped (a file unpaced)
     threads: int | None = None  # torch's intra-op threads; None: torch's default
     curve: dict[str, bytes] | None = None  # CURVE server keys when inputs is another host's

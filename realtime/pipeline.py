@@ -47,6 +47,11 @@ def standby_wanted(asked: bool | None) -> bool:
     return asked if asked is not None else (os.cpu_count() or 1) >= STANDBY_MIN_CPUS
 
 
+# The default time constant of the map smoothing (realtime.stage.MapSmoother): off, as measured
+# (README, "Steadier maps").
+SMOOTH_S = 0.0
+
+
 @dataclass(frozen=True)
 class LiveConfig:
     """What a live run is made of. ``source=None`` starts no capture worker: the inference worker
@@ -60,6 +65,7 @@ class LiveConfig:
     sample_rate: int | None = None  # overrides the checkpoint's
     realtime: bool = True  # False: a file is read as fast as it decodes
     audio_rate_hz: float = 10.0  # audio embeddings per second of stream
+    smooth_s: float = SMOOTH_S  # time constant of the smoothing of peak, box and drawing (0: off)
     listen: str | None = None
     server_keys: dict[str, bytes] | None = None
     standby: bool = False  # a warm spare inference worker
@@ -118,6 +124,8 @@ class LivePipeline:
             engine_dir=config.engine_dir,
             sample_rate=config.sample_rate,
             audio_rate_hz=config.audio_rate_hz,
+            smooth_s=config.smooth_s,
+            every_frame=not (remote or config.realtime),
             curve=config.server_keys if remote else None,
         )
         self.supervisor = Supervisor(
@@ -270,9 +278,13 @@ class Sinks:
                 "box": list(result.box),
                 "confidence": round(result.confidence, 4),
                 "sounding": result.sounding,
-                "latency_ms": round(1000 * (result.stamps["publish"] - result.capture_time), 2),
+                "latency_ms": round(1000 * (result.stamps["publish"] - result.origin_time), 2),
                 "audio": result.audio.to_json() if result.audio else None,
             }
+            if result.shown_map is not None:
+                record["shown_map"] = np.round(result.shown_map, 4).tolist()
+            if result.truth is not None:
+                record["truth"] = result.truth
             self.jsonl.write(json.dumps(record) + "\n")
         if self.video_path:
             self._frame(result)
@@ -314,10 +326,12 @@ def run_live(
     seconds: float | None = None,
     status_line: bool = True,
     on_result: Callable[[LiveResult], None] | None = None,
+    total: int | None = None,
 ) -> dict[str, Any]:
     """Read results until the source ends, ``seconds`` pass, or SIGINT / SIGTERM; write each to
     the sinks (and give it to ``on_result``); returns the run's summary (``realtime.scoring``:
-    speed, and localization when the source carries ground truth)."""
+    speed, and localization when the source carries ground truth). With ``total`` (the frames
+    an offline run will process) the status line is a progress bar."""
     stopping = {"flag": False}
 
     def stop(*_):
@@ -337,16 +351,18 @@ def run_live(
             if isinstance(result, EndOfStream):
                 break
             now = time.monotonic()
-            latency = now - result.capture_time
+            latency = now - result.origin_time
             score.add(result, latency)
             rolling.add(now, latency)
             sinks.write(result)
             if on_result is not None:
                 on_result(result)
             if status_line:
+                done = f"{score.frames}/{total}" if total else f"{score.frames}"
+                bar = progress_bar(score.frames, total) if total else ""
                 print(
-                    f"\r{rolling.fps:5.1f} fps  latency p50 {rolling.latency_ms(50):6.1f} ms  "
-                    f"dropped {score.dropped}  frames {score.frames}",
+                    f"\r{bar}{rolling.fps:5.1f} fps  latency p50 {rolling.latency_ms(50):6.1f} ms  "
+                    f"dropped {score.dropped}  frames {done}",
                     end="",
                     file=sys.stderr,
                     flush=True,
@@ -355,6 +371,13 @@ def run_live(
         for s, handler in previous.items():
             signal.signal(s, handler)
     return score.summary(time.monotonic() - start)
+
+
+def progress_bar(done: int, total: int, width: int = 24) -> str:
+    """``[#########.......]  37% `` for ``done`` of ``total``."""
+    share = min(1.0, done / total) if total > 0 else 1.0
+    filled = int(round(width * share))
+    return f"[{'#' * filled}{'.' * (width - filled)}] {100 * share:3.0f}%  "
 
 
 def describe(summary: dict[str, Any]) -> str:

@@ -17,12 +17,19 @@ from realtime.messages import LiveResult
 from realtime.stats import percentiles_ms
 
 
-def sounding_box(truth: list[dict[str, Any]] | None) -> list[float] | None:
-    """The box of the object that sounds in this frame, None in a silent gap or without truth."""
+def sounding_object(truth: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The ground truth of the object that sounds in this frame (class, box, and its outline
+    where the source draws one), None in a silent gap or without truth."""
     for obj in truth or []:
         if obj.get("sounding"):
-            return obj["box"]
+            return obj
     return None
+
+
+def sounding_box(truth: list[dict[str, Any]] | None) -> list[float] | None:
+    """The box of the object that sounds in this frame, None in a silent gap or without truth."""
+    target = sounding_object(truth)
+    return None if target is None else target["box"]
 
 
 @dataclass

@@ -115,7 +115,7 @@ def soak(
         while time.monotonic() - start < seconds:
             result = pipeline.next()
             if isinstance(result, LiveResult):
-                window.append(time.monotonic() - result.capture_time)
+                window.append(time.monotonic() - result.origin_time)
                 frames += 1
             if time.monotonic() < next_sample:
                 continue

@@ -13,6 +13,7 @@ offline datasets and the live pipeline rather than written twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import queue
@@ -29,6 +30,7 @@ from realtime.messages import AudioPacket, FramePacket
 from train.media import VIDEO_SUFFIXES, decoded_audio  # one home for what a video file is
 
 log = logging.getLogger(__name__)
+SYNTHETIC_FPS = 30.0  # the synthetic source's frame rate, a webcam's
 URL_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://", "file://")
 
 
@@ -59,16 +61,23 @@ def fit_frame(packet: FramePacket) -> FramePacket:
     scale = math.sqrt(MAX_FRAME_PIXELS / (h * w))
     size = (max(1, int(w * scale)), max(1, int(h * scale)))
     image = cv2.resize(packet.image, size, interpolation=cv2.INTER_AREA)
-    factors = (size[0] / w, size[1] / h) * 2
+    factors = (size[0] / w, size[1] / h)
     truth = packet.truth
     if truth:
         truth = [
-            {**obj, "box": [v * f for v, f in zip(obj["box"], factors, strict=True)]}
-            if isinstance(obj, dict) and "box" in obj
-            else obj
+            scaled_truth(obj, factors) if isinstance(obj, dict) and "box" in obj else obj
             for obj in truth
         ]
-    return FramePacket(packet.index, packet.t, packet.pts, image, truth)
+    return FramePacket(packet.index, packet.t, packet.pts, image, truth, packet.read)
+
+
+def scaled_truth(obj: dict, factors: tuple[float, float]) -> dict:
+    """One object's ground truth with its box (and outline) scaled by (x, y) ``factors``."""
+    fx, fy = factors
+    scaled = {**obj, "box": [v * f for v, f in zip(obj["box"], (fx, fy, fx, fy), strict=True)]}
+    if "outline" in obj:
+        scaled["outline"] = [[x * fx, y * fy] for x, y in obj["outline"]]
+    return scaled
 
 
 @dataclass
@@ -110,7 +119,7 @@ class SyntheticSource(Source):
         classes: int = 8,
         seed: int = 0,
         size: tuple[int, int] = (640, 480),
-        fps: float = 30.0,
+        fps: float = SYNTHETIC_FPS,
         sample_rate: int = 16000,
         seconds: float | None = None,
         block: int = 1024,
@@ -124,7 +133,6 @@ class SyntheticSource(Source):
         rng = np.random.default_rng(seed)
         self.script = StreamScript.draw(world, rng, seconds, fps=fps, size=size)
         self.fps, self.rate, self.block, self.seconds = fps, sample_rate, block, seconds
-        self.names = world.class_names
 
     def __iter__(self) -> Iterator[FramePacket | AudioPacket]:
         frame, seq = 0, 0
@@ -133,11 +141,7 @@ class SyntheticSource(Source):
             if self.seconds is not None and min(t_video, t_audio) >= self.seconds:
                 return
             if t_video <= t_audio:
-                image, objects = self.script.render(frame)
-                truth = [
-                    {"class": self.names[o.class_id], "box": list(o.box), "sounding": o.sounding}
-                    for o in objects
-                ]
+                image, truth = self.script.frame(frame), self.script.truth(frame)
                 cv2 = quiet_opencv()
                 bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # ten times numpy's flip
                 yield FramePacket(frame, self.pace(t_video), t_video, bgr, truth)
@@ -147,6 +151,42 @@ class SyntheticSource(Source):
                 samples = self.script.audio(n0, n0 + self.block)
                 yield AudioPacket(seq, self.pace(t_audio), t_audio, samples, self.rate)
                 seq += 1
+
+
+def sidecar_truth(path: Path, video) -> list:
+    """Per-frame ground truth of a video written by ``fnac synth`` (``stream_<k>.json`` beside
+    ``stream_<k>.mp4``): a list of each frame's objects; empty for any other video, or when the
+    file beside it does not describe this one (another size), so no wrong truth is ever drawn."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return []
+    try:
+        described = json.loads(sidecar.read_text())
+        size = (described["width"], described["height"])
+        frames = [frame["objects"] for frame in described["frames"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # some other JSON beside the video
+    if size != (video.codec_context.width, video.codec_context.height):
+        log.warning("%s describes a %dx%d video, not this one: no ground truth", sidecar, *size)
+        return []
+    return frames
+
+
+def frame_count(path: str | Path) -> int | None:
+    """How many frames the video file at ``path`` holds, as its container says (or its duration
+    times its frame rate); None when it does not say."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            if video.frames:
+                return int(video.frames)
+            if video.duration is not None and video.time_base and video.average_rate:
+                return int(round(float(video.duration * video.time_base * video.average_rate)))
+    except (av.error.FFmpegError, OSError, IndexError):
+        pass
+    return None
 
 
 class FileSource(Source):
@@ -173,6 +213,7 @@ class FileSource(Source):
             raise
         if self.audio is None:
             log.warning("%s has no audio track: frames only", self.path)
+        self.truth = sidecar_truth(self.path, self.video)
 
     def _check_content(self) -> None:
         """Refuse, when the file is opened, what the pipeline could only run on silently: a video
@@ -220,7 +261,8 @@ class FileSource(Source):
                     pts = float(decoded.time or 0.0)
                     if packet.stream.type == "video":
                         image = decoded.to_ndarray(format="bgr24")
-                        yield FramePacket(frame_no, self.pace(pts), pts, image)
+                        truth = self.truth[frame_no] if frame_no < len(self.truth) else None
+                        yield FramePacket(frame_no, self.pace(pts), pts, image, truth)
                         frame_no += 1
                     else:
                         mono = decoded_audio(decoded).mean(axis=0)

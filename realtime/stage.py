@@ -53,6 +53,9 @@ MAX_BLOCK_S = 1.0  # s; a live block is tens of ms, and the resampler's memory g
 # plus the resampler's hold-back, with room; beyond it the audio is late or lost, not coming.
 AUDIO_WAIT_S = 0.3
 MAX_HELD = 64  # frames held for their audio at most (two seconds of a 30 fps camera)
+# Offline, frames held at most before the reader is made to wait: a short read-ahead, so that a
+# frame's latency (from its read) is mostly its own processing, not a queue.
+OFFLINE_HELD = 2
 # A block captured this far from where the sample count puts it restarts the audio clock there
 # (the ring's own rule, for the same reasons).
 MAX_DRIFT_S = 0.1
@@ -111,13 +114,46 @@ def checked_frame(packet: FramePacket) -> FramePacket:
         raise BadPacket(f"the frame's image is {_describe(image)}: {exc}") from exc
     t, pts = _finite(packet.t, "the capture time"), _finite(packet.pts, "the pts")
     index = _index(packet.index, "the frame number")
-    return FramePacket(index, t, pts, image, packet.truth)
+    read = None if packet.read is None else _finite(packet.read, "the read time")
+    return FramePacket(index, t, pts, image, packet.truth, read)
 
 
 def _describe(array) -> str:
     if isinstance(array, np.ndarray):
         return f"{array.dtype} {tuple(array.shape)}"
     return repr(array)[:40]
+
+
+class MapSmoother:
+    """An optional steadier map for peak, box and drawing: each raw map blended into the running
+    one with weight ``1 - exp(-dt / smooth_s)`` (``dt``: the time since the previous frame), so
+    older maps fade with time constant ``smooth_s`` whatever the frame rate. ``smooth_s`` 0: off.
+    The raw map each result carries stays the model's own."""
+
+    def __init__(self, smooth_s: float = 0.0) -> None:
+        if not (np.isfinite(smooth_s) and smooth_s >= 0):
+            raise ValueError(f"the smoothing time constant must be >= 0 s, not {smooth_s}")
+        self.smooth_s = float(smooth_s)
+        self.forget()
+
+    def forget(self) -> None:
+        self.map: np.ndarray | None = None
+        self.pts = 0.0
+
+    def update(self, raw: np.ndarray, pts: float, restart: bool = False) -> np.ndarray | None:
+        """The smoothed map after ``raw`` (of the frame at ``pts``); None when smoothing is off.
+        Starts again from ``raw`` after ``restart`` (lost audio, a broken map), a jump back in
+        time, or a map of another shape."""
+        if self.smooth_s <= 0:
+            return None
+        dt = pts - self.pts
+        if restart or self.map is None or self.map.shape != raw.shape or dt < 0:
+            self.map = raw.astype(np.float32, copy=True)
+        else:
+            keep = np.float32(np.exp(-dt / self.smooth_s))
+            self.map = keep * self.map + (1 - keep) * raw
+        self.pts = pts
+        return self.map.copy()
 
 
 @dataclass
@@ -132,6 +168,7 @@ class Result:
     spectrum: np.ndarray  # (F,) dB spectrum of the newest audio, for the live window's strip
     stamps: dict[str, float] = field(default_factory=dict)  # stage -> monotonic seconds
     audio: AudioSpan | None = None  # the audio the embedding was computed from
+    shown_map: np.ndarray | None = None  # the smoothed map peak and box came from (--smooth)
 
 
 class InferenceStage:
@@ -143,8 +180,10 @@ class InferenceStage:
         audio_rate_hz: float = 10.0,
         resize: str = "fast",
         settings: ConfidenceSettings | None = None,
+        smooth_s: float = 0.0,
     ) -> None:
         self.engine, self.audio, self.image = engine, audio, image
+        self.smoother = MapSmoother(smooth_s)
         self.audio_period = 1.0 / audio_rate_hz
         self.resize = resize
         self.settings = settings or ConfidenceSettings()
@@ -177,6 +216,7 @@ class InferenceStage:
         self.embedding: torch.Tensor | None = None
         self.embedding_pts = -np.inf
         self.embedding_span: AudioSpan | None = None
+        self.smoother.forget()
 
     def warm_up(self, runs: int = 2) -> None:
         """Run the engine on a blank frame and silent audio through the very calls ``process``
@@ -307,6 +347,8 @@ class InferenceStage:
             self.reset()  # the capture started again: the audio so far belongs to the old stream
         self.last_pts = frame.pts
         stamps = {"capture": frame.t, "start": time.monotonic()}
+        if frame.read is not None:
+            stamps["read"] = frame.read
         window = self.ring.window(frame.t)
         fresh = self._audio_embedding(window, frame)
         stamps["audio"] = time.monotonic()
@@ -319,8 +361,9 @@ class InferenceStage:
         if broken:
             self.nonfinite_maps += 1
             raw = np.zeros_like(raw)
+        shown = self.smoother.update(raw, frame.pts, restart=broken)
         loc = analyze(
-            raw,
+            raw if shown is None else shown,
             frame.image.shape[:2],
             window.samples,
             self.audio.sample_rate,
@@ -342,6 +385,7 @@ class InferenceStage:
             spectrum,
             stamps,
             self.embedding_span,
+            shown,
         )
 
 
@@ -379,8 +423,11 @@ class Intake:
     long (a sound that stopped, a file whose sound ends first). A restarted stream (the stage
     reset) drops what was held of the old one."""
 
-    def __init__(self, stage: InferenceStage) -> None:
+    def __init__(self, stage: InferenceStage, every_frame: bool = False) -> None:
         self.stage = stage
+        # offline: every frame goes, oldest first, and none is dropped; the caller stops taking
+        # packets in while ``full`` (the link then fills and the reader waits)
+        self.every_frame = every_frame
         self.dropped = 0  # stale frames
         self.rejected = 0  # packets the stage could not use
         self.processed = 0  # frames processed (the caller counts them)
@@ -421,11 +468,13 @@ class Intake:
         if frames and not self.held:
             self.held_since = now
         self.held.extend(frames)
-        if len(self.held) > MAX_HELD:
+        if len(self.held) > MAX_HELD and not self.every_frame:
             self.dropped += len(self.held) - MAX_HELD
             del self.held[:-MAX_HELD]
         if not self.held:
             return None
+        if self.every_frame:
+            return self._oldest(now)
         chosen = next(
             (i for i in range(len(self.held) - 1, -1, -1) if self.stage.ready_for(self.held[i])),
             None,
@@ -442,6 +491,25 @@ class Intake:
         self.held = self.held[chosen + 1 :]
         self.held_since = now
         return frame
+
+    @property
+    def full(self) -> bool:
+        """Offline: as many frames held as allowed; take no packets in until one goes."""
+        return self.every_frame and len(self.held) >= OFFLINE_HELD
+
+    def _oldest(self, now: float) -> FramePacket | None:
+        """Offline: the oldest held frame once its audio is there (or it waited, no audio came
+        for as long, the stream ended, or the hold is full: then it goes late, counted)."""
+        oldest = self.held[0]
+        if not self.stage.ready_for(oldest):
+            waited = now - self.held_since >= AUDIO_WAIT_S
+            silent = now - self.audio_at >= AUDIO_WAIT_S
+            if not (self.ended or waited or silent or self.full):
+                return None
+            self.late += 1
+        self.held = self.held[1:]
+        self.held_since = now
+        return oldest
 
     def publish(self, result: Result, frame: FramePacket) -> LiveResult:
         """The message of ``result`` (of ``frame``), stamped as it leaves, with the counters."""
@@ -467,4 +535,5 @@ class Intake:
             stamps={**result.stamps, "publish": time.monotonic()},
             audio=result.audio,
             late=self.late,
+            shown_map=None if result.shown_map is None else result.shown_map.astype(np.float32),
         )

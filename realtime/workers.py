@@ -49,6 +49,10 @@ DRAIN_LIMIT = 500  # messages taken from the input per turn
 # packets, counted, instead of growing the worker's memory (with 10 000 it grew by 2.8 GB in
 # the 10 s of tests/test_pipeline.py's 640x480 flood).
 LINK_HWM = 32
+# Offline (a file read unpaced, every frame kept) the link holds only a few packets: the reader
+# waits for the inference worker instead of running ahead, and a frame's latency (from its read)
+# is its own processing, not a queue.
+OFFLINE_LINK_HWM = 4
 END_OF_STREAM_WAIT_S = 5.0
 # A live frame waits at most this long for room on a full link, then is dropped (counted): by
 # the time the consumer could take it, newer frames have come. Audio always waits (a device
@@ -101,7 +105,8 @@ def capture_main(spec: CaptureSpec) -> None:
     from realtime.sources import fit_frame, open_source, prepare
 
     context = zmq.Context()
-    out = Channel(context, zmq.PUSH, spec.frames, bind=False, hwm=LINK_HWM, curve=spec.curve)
+    hwm = LINK_HWM if spec.realtime else OFFLINE_LINK_HWM
+    out = Channel(context, zmq.PUSH, spec.frames, bind=False, hwm=hwm, curve=spec.curve)
     status = None
     if spec.status:
         _ignore_sigint()
@@ -129,6 +134,8 @@ def capture_main(spec: CaptureSpec) -> None:
                 if isinstance(packet, FramePacket):
                     packet = fit_frame(packet)  # a 4K frame is 25 MB on the link
                     wait_s = FRAME_WAIT_S if spec.realtime else None
+                    if not spec.realtime:  # offline: its latency starts now, when it was read
+                        packet.read = time.monotonic()
                 if _deliver(out, packet.to_wire(), wait_s=wait_s, idle=beat):
                     sent += 1
                 else:
@@ -137,7 +144,9 @@ def capture_main(spec: CaptureSpec) -> None:
                         log.warning("the inference side is behind: packets are dropped, counted")
                 beat()
         end = EndOfStream(sent, unsent).to_wire()
-        _deliver(out, end, wait_s=END_OF_STREAM_WAIT_S, idle=beat)
+        _deliver(out, end, wait_s=None if not spec.realtime else END_OF_STREAM_WAIT_S, idle=beat)
+        if status and not spec.realtime:  # under the pipeline's supervisor, offline
+            _stay_connected(beat)
     except Exception as exc:  # reported to the supervisor, which shows it and restarts
         if status:
             status.send(WorkerError("capture", str(exc), sent).to_wire())
@@ -148,6 +157,17 @@ def capture_main(spec: CaptureSpec) -> None:
         if status:
             status.close()
         context.term()
+
+
+def _stay_connected(beat) -> None:
+    """Offline, after the last packet: keep the link open (and beating) until the pipeline stops
+    this worker. The inference worker takes the last packets only as it gets to them, and a
+    peer that disconnects first loses what it had queued (ZeroMQ drops a gone peer's pipe), so
+    the reader must not leave before the end of the stream has been taken."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        beat()
+        time.sleep(0.25)
 
 
 def _deliver(out: Channel, msg: Message, wait_s: float | None, idle) -> bool:
@@ -180,7 +200,14 @@ def load_stage(spec: InferenceSpec) -> tuple[InferenceStage, Ready]:
     info = model.info
     engine = make_engine(spec.backend, model, engine_dir=spec.engine_dir)
     settings = ConfidenceSettings.for_checkpoint(info.calibration)
-    stage = InferenceStage(engine, info.audio, info.image, spec.audio_rate_hz, settings=settings)
+    stage = InferenceStage(
+        engine,
+        info.audio,
+        info.image,
+        spec.audio_rate_hz,
+        settings=settings,
+        smooth_s=spec.smooth_s,
+    )
     stage.warm_up()  # compile / allocate before the first real frame, not during it
     ready = Ready(
         engine=describe(engine),
@@ -214,7 +241,8 @@ def inference_main(spec: InferenceSpec, go: Any = None) -> None:
                 context.destroy(linger=0)
                 return
         auth = authenticate_clients(context, spec.curve["client_public"]) if spec.curve else None
-        inbox = Channel(context, zmq.PULL, spec.inputs, bind=True, hwm=LINK_HWM, curve=spec.curve)
+        hwm = OFFLINE_LINK_HWM if spec.every_frame else LINK_HWM
+        inbox = Channel(context, zmq.PULL, spec.inputs, bind=True, hwm=hwm, curve=spec.curve)
         outbox = Channel(context, zmq.PUB, spec.results, bind=True, hwm=100)
     except Exception as exc:  # a bad checkpoint, backend or address: said once, then exit
         who = "inference" if go is None else "inference standby"
@@ -226,7 +254,7 @@ def inference_main(spec: InferenceSpec, go: Any = None) -> None:
         raise SystemExit(3) from exc
     status.send(ready.to_wire())
     try:
-        _serve(stage, inbox, outbox, status)
+        _serve(stage, inbox, outbox, status, spec.every_frame)
     finally:
         for channel in (inbox, outbox, status):
             channel.close()
@@ -235,17 +263,27 @@ def inference_main(spec: InferenceSpec, go: Any = None) -> None:
         context.term()
 
 
-def _serve(stage: InferenceStage, inbox: Channel, outbox: Channel, status: Channel) -> None:
+def _serve(
+    stage: InferenceStage,
+    inbox: Channel,
+    outbox: Channel,
+    status: Channel,
+    every_frame: bool = False,
+) -> None:
     """Drain the input on every turn (bounded, so that a flood cannot keep this loop from
-    processing frames and sending heartbeats), process the newest frame, publish its result."""
+    processing frames and sending heartbeats), process the newest frame, publish its result.
+    ``every_frame`` (offline): the oldest frame instead, none dropped; while the intake holds
+    all it may, nothing is taken in, so the link fills and the reader waits."""
     from realtime.sources import fit_frame
     from realtime.stage import Intake
 
-    intake = Intake(stage)
+    intake = Intake(stage, every_frame=every_frame)
     last_beat = 0.0
     while True:
-        first = inbox.recv(timeout_ms=5 if intake.held else 100)
-        batch = ([first] if first else []) + inbox.drain(limit=DRAIN_LIMIT)
+        batch = []
+        if not intake.full:
+            first = inbox.recv(timeout_ms=5 if intake.held else 100)
+            batch = ([first] if first else []) + inbox.drain(limit=DRAIN_LIMIT)
         frame = intake.next_frame(packet_from_wire(msg) for msg in batch)
         if frame is not None:
             frame = fit_frame(frame)  # the image published is the one localized

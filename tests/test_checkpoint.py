@@ -170,6 +170,10 @@ def test_not_a_state_dict(tmp_path):
         load_checkpoint(tmp_path / "nope.pth")
 
 
+def raw_of(path):
+    return torch.load(path, weights_only=True)
+
+
 def test_a_calibration_travels_in_the_checkpoint_and_reaches_the_live_settings(tmp_path, caplog):
     from fnac.checkpoint import save_calibrated
     from realtime.results import ConfidenceSettings
@@ -196,7 +200,14 @@ def test_a_calibration_travels_in_the_checkpoint_and_reaches_the_live_settings(t
     assert again.info.raw["model"]["img_proj.weight"].dtype == torch.float16  # stays as small
     for name, tensor in loaded.state_dict().items():
         assert torch.equal(tensor, again.state_dict()[name]), name
-    raw = torch.load(out, weights_only=True)
+    raw = raw_of(out)
+    leveled = save_calibrated(tmp_path / "leveled.pth", loaded, 0.31, "test", box_level=0.65)
+    settings = ConfidenceSettings.for_checkpoint(load_checkpoint(leveled).info.calibration)
+    assert (settings.score_mid, settings.box_level) == (0.31, 0.65)
+    torch.save(
+        {**raw_of(leveled), "calibration": {"score_mid": 0.3, "box_level": 4}}, tmp_path / "b.pth"
+    )
+    assert load_checkpoint(tmp_path / "b.pth").info.calibration == {"score_mid": 0.3, "source": ""}
     for damaged in ({"score_mid": float("nan")}, {"score_mid": "high"}, [0.3], {"score_mid": 7}):
         torch.save({**raw, "calibration": damaged}, tmp_path / "damaged.pth")
         with caplog.at_level(logging.WARNING):

@@ -333,6 +333,11 @@ def test_synth_then_eval_every_test_set_of_the_world(files, tmp_path):
     assert info["calibration"]["score_mid"] == pytest.approx(score)
     assert "silent pairs" in info["calibration"]["source"]
     assert f"score_mid) is {score:.3f}" in result.stdout
+    live = reports[0]["live"]  # the live app's peak and box on the boxes, per box level
+    assert set(live["by_box_level"]) >= {"0.30", "0.50", "0.90"}
+    assert info["calibration"]["box_level"] == live["best_box_level"]
+    assert "live peak and box: pointing" in result.stdout
+    assert f"the box level {live['best_box_level']:.2f}" in result.stdout
     no_pairs = fnac(
         "eval", "--checkpoint", files / "model.pth", "--data", world / "duet_test", "--testset",
         "duet", "--calibrate", tmp_path / "never.pth",

@@ -19,6 +19,7 @@ pytest.importorskip("PyQt6.QtWidgets", exc_type=ImportError)
 
 from fnac.overlay import colormap_table  # noqa: E402
 from fnac.weights import DEMO_CHECKPOINT  # noqa: E402
+from realtime.render import Style  # noqa: E402
 from realtime.scoring import sounding_box  # noqa: E402
 
 START_MS = 120_000  # spawn, import torch, load and warm up the model on a busy 2-core machine
@@ -90,11 +91,41 @@ def test_frames_heatmaps_spectrogram_and_readouts_arrive(qtbot, window):
     assert picker.itemText(0) == "auto" and picker.currentText() == "auto"
 
 
-def test_the_overlay_is_hottest_on_the_sounding_object(qtbot, window):
+def plain_colours(window) -> None:
+    """Overlay controls under which every pixel is a jet colour: full opacity everywhere, no
+    fading, nothing drawn over the heat."""
+    window.colormap_pick.setCurrentText("jet")
     window.opacity_slider.setValue(100)
-    window.fade_check.setChecked(False)
-    window.box_check.setChecked(False)
-    window.peak_check.setChecked(False)
+    for check in (
+        window.fade_check,
+        window.clear_check,
+        window.legend_check,
+        window.truth_check,
+        window.box_check,
+        window.peak_check,
+    ):
+        check.setChecked(False)
+
+
+def default_look(window) -> None:
+    """The overlay controls as the window opens."""
+    style = Style()
+    window.colormap_pick.setCurrentText(style.colormap)
+    window.opacity_slider.setValue(int(100 * style.opacity))
+    for check in (
+        window.fade_check,
+        window.clear_check,
+        window.legend_check,
+        window.truth_check,
+        window.box_check,
+        window.peak_check,
+    ):
+        check.setChecked(True)
+    assert window.style_ == style
+
+
+def test_the_overlay_is_hottest_on_the_sounding_object(qtbot, window):
+    plain_colours(window)
     inside, outside, frames = [], [], set()
     shown = None
 
@@ -115,6 +146,7 @@ def test_the_overlay_is_hottest_on_the_sounding_object(qtbot, window):
         return len(frames) >= 30
 
     qtbot.waitUntil(collect, timeout=120_000)
+    default_look(window)
     assert np.mean(inside) > np.mean(outside) + 0.15, (np.mean(inside), np.mean(outside))
 
 
@@ -122,12 +154,10 @@ def test_controls_change_what_is_drawn(qtbot, window, tmp_path):
     wait_frames(qtbot, window, 1)
     window.set_paused(True)
     shown = window.current
+    plain_colours(window)
     window.opacity_slider.setValue(0)
-    window.box_check.setChecked(False)
-    window.peak_check.setChecked(False)
     assert np.array_equal(window.displayed, shown.image)  # nothing over the frame
     window.opacity_slider.setValue(100)
-    window.fade_check.setChecked(False)
     jet = window.displayed.copy()
     window.colormap_pick.setCurrentText("gray")
     gray = window.displayed
@@ -138,9 +168,29 @@ def test_controls_change_what_is_drawn(qtbot, window, tmp_path):
     window.set_paused(False)
     wait_frames(qtbot, window, 2)
     assert window.current is not shown
-    window.colormap_pick.setCurrentText("jet")
-    window.fade_check.setChecked(True)
-    window.opacity_slider.setValue(50)
+    default_look(window)
+
+
+def test_the_default_overlay_shows_the_legend_the_truth_and_the_running_pointing(qtbot, window):
+    assert window.colormap_pick.currentText() == "inferno" and window.style_ == Style()
+    wait_frames(qtbot, window, 10)
+    window.set_paused(True)
+    shown = window.current
+    with_all = window.displayed.copy()
+    window.legend_check.setChecked(False)
+    no_legend = window.displayed.copy()
+    window.truth_check.setChecked(False)
+    no_truth = window.displayed.copy()
+    h, w = with_all.shape[:2]
+    corner = (slice(0, h // 3), slice(w - 40, w))
+    assert not np.array_equal(with_all[corner], no_legend[corner])  # the colour bar
+    if sounding_box(shown.result.truth) is not None:  # the dashed outline in its own colour
+        green = lambda img: (img[..., 1] > 200) & (img[..., 0] < 120)  # noqa: E731
+        assert green(no_legend).sum() > green(no_truth).sum()
+    stats = window.feed.stats
+    assert stats.scored > 0 and f"pointing {stats.pointing:.2f}" in window.readout.text()
+    window.set_paused(False)
+    default_look(window)
 
 
 def test_snapshot_and_recording_write_files(qtbot, window):

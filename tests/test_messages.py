@@ -138,3 +138,13 @@ def test_a_malformed_audio_span_is_a_wire_error(span):
     msg.meta["audio"] = span
     with pytest.raises(WireError):
         result_from_wire(msg)
+
+
+def test_a_smoothed_map_crosses_beside_the_raw_one_and_only_when_there_is_one():
+    raw = np.arange(49, dtype=np.float32).reshape(7, 7)
+    plain = result_from_wire(through_the_wire(live_result(raw)))
+    assert plain.shown_map is None and np.array_equal(plain.drawn_map, raw)
+    shown = np.full((7, 7), 2.5, np.float32)
+    smoothed = result_from_wire(through_the_wire(live_result(raw, shown_map=shown)))
+    assert np.array_equal(smoothed.raw_map, raw) and np.array_equal(smoothed.shown_map, shown)
+    assert np.array_equal(smoothed.drawn_map, shown)

@@ -154,7 +154,7 @@ def clip(tmp_path):
 
     world = World(WorldConfig(classes=8, sample_rate=16000))
     script = StreamScript.draw(world, np.random.default_rng(0), 6.0, fps=10, size=(160, 120))
-    write_stream(tmp_path / "clip.mp4", script, world.class_names)
+    write_stream(tmp_path / "clip.mp4", script)
     return tmp_path / "clip.mp4"
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO
@@ -133,6 +134,48 @@ def test_run_on_the_synthetic_stream_writes_results_and_cleans_up(checkpoint, tm
     assert "processed" in result.stderr and "dropped" in result.stderr
     time.sleep(0.5)
     assert not processes_mentioning(str(tmp_path)) and not processes_mentioning("fnac-ipc-")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 4 s stream of the synthetic world as mp4: 160x120 at 15 fps (60 frames), its sound and
+    the JSON of its ground truth beside it."""
+    from train.synth import write_stream
+    from train.synth_stream import StreamScript
+    from train.synth_world import World, WorldConfig
+
+    world = World(WorldConfig(classes=8, sample_rate=16000))
+    script = StreamScript.draw(world, np.random.default_rng(3), 4.0, fps=15, size=(160, 120))
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    write_stream(path, script)
+    return path
+
+
+@pytest.mark.parametrize("flag", ["--offline", "--fast"])
+def test_offline_processes_every_frame_of_a_file_in_order(checkpoint, clip, tmp_path, flag):
+    jsonl = tmp_path / "out.jsonl"
+    cmd = run_command(checkpoint, clip, 600, flag, "--jsonl", jsonl, "--backend", "eager")
+    result = fnac(cmd, 300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(60))  # every frame, in order
+    assert all(line["latency_ms"] > 0 for line in lines)  # from each frame's read
+    assert "dropped 0 stale frames" in result.stderr and "frames 60/60" in result.stderr
+    assert all(line["truth"] for line in lines)  # the world's stream carries its ground truth
+    # the audio each map came from ends at its frame: none was cut short by the fast reading
+    assert all(abs(line["audio"]["end"] - line["t"]) < 0.11 for line in lines[10:])
+
+
+def test_offline_is_for_files_and_a_finite_synthetic_world(checkpoint, tmp_path):
+    for source, extra, message in (
+        ("0", [], "a camera, a URL or --listen runs live"),
+        ("synthetic", [], "needs --seconds"),
+    ):
+        cmd = run_command(checkpoint, source, 1, "--offline", *extra)
+        if source == "synthetic":
+            cmd = [c for c in cmd if c not in ("--seconds", "1")]
+        result = fnac(cmd, 60, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
 
 
 def test_run_with_a_bad_source_fails_clearly(checkpoint, tmp_path):

@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.results import (
-    ConfidenceSettings,
-    analysis_size,
-    analyze,
-    confidence,
-    hot_region,
-    level_db,
-    upsample_heat,
-)
+from fnac.localization import analysis_size, hot_region, upsample_heat
+from realtime.results import ConfidenceSettings, analyze, confidence, level_db
 from realtime.sources import quiet_opencv
 
 TAU = 0.03
@@ -103,3 +96,26 @@ def test_confidence_rises_with_level_and_score():
     assert confidence(0.6, -70, s) == 0
     assert confidence(0.6, -42, s) < confidence(0.6, -35, s) < confidence(0.6, -20, s)
     assert confidence(0.2, -20, s) < confidence(s.score_mid, -20, s) == pytest.approx(0.5)
+
+
+def test_live_figures_score_peak_and_box_per_level_against_known_boxes():
+    from fnac.localization import BOX_LEVELS, live_figures
+
+    # hot 2x2 blobs: top-left cells on a 7x7 grid, drawn at 224 px (a cell is 32 px)
+    raws = np.stack([blob_map(0, 0), blob_map(4, 4)])
+    on_target = [[(0, 0, 64, 64)], [(128, 128, 192, 192)]]
+    figures = live_figures(raws, on_target, (224, 224))
+    assert set(figures["by_box_level"]) == {f"{v:.2f}" for v in BOX_LEVELS}
+    assert all(v["pointing"] == 1.0 for v in figures["by_box_level"].values())
+    best = figures["by_box_level"][f"{figures['best_box_level']:.2f}"]
+    assert best["box_iou"] == max(v["box_iou"] for v in figures["by_box_level"].values())
+    assert best["box_iou"] > 0.5
+    # higher levels draw tighter boxes around a blob: IoU with a box far larger falls
+    wide = live_figures(raws, [[(0, 0, 160, 160)], [(64, 64, 224, 224)]], (224, 224))
+    ious = [v["box_iou"] for v in wide["by_box_level"].values()]
+    assert ious[0] > ious[-1]
+    # a box elsewhere: no hit, IoU 0, and any of several boxes counts
+    elsewhere = live_figures(raws[:1], [[(150, 150, 224, 224)]], (224, 224))
+    assert all(v == {"pointing": 0.0, "box_iou": 0.0} for v in elsewhere["by_box_level"].values())
+    either = live_figures(raws[:1], [[(150, 150, 224, 224), (0, 0, 64, 64)]], (224, 224))
+    assert either["by_box_level"]["0.50"]["pointing"] == 1.0

@@ -29,7 +29,7 @@ def clip(tmp_path_factory) -> Path:
     world = World(WorldConfig(classes=8, sample_rate=16000))
     script = StreamScript.draw(world, np.random.default_rng(0), 2.0, fps=10, size=(160, 120))
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    write_stream(path, script, world.class_names)
+    write_stream(path, script)
     return path
 
 
@@ -47,6 +47,46 @@ def test_synthetic_source_interleaves_frames_and_audio_in_time_order():
     assert [a.seq for a in audio] == list(range(20))
     joined = np.concatenate([a.samples for a in audio])
     assert joined.shape == (8000,) and np.abs(joined).max() <= 1
+
+
+def test_the_sounding_object_carries_its_outline_inside_its_box():
+    with SyntheticSource(size=(320, 240), fps=10, seconds=2.0, realtime=False) as source:
+        frames = [p for p in source if isinstance(p, FramePacket)]
+    outlined = 0
+    for frame in frames:
+        for obj in frame.truth:
+            if not obj["sounding"]:
+                assert "outline" not in obj
+                continue
+            outlined += 1
+            points = np.asarray(obj["outline"])
+            x0, y0, x1, y1 = obj["box"]
+            assert len(points) >= 3
+            assert (points[:, 0] >= x0 - 1).all() and (points[:, 0] <= x1).all()
+            assert (points[:, 1] >= y0 - 1).all() and (points[:, 1] <= y1).all()
+            # the outline spans its box: it is the object's, not a dot in it
+            assert np.ptp(points[:, 0]) > 0.8 * (x1 - x0) and np.ptp(points[:, 1]) > 0.8 * (y1 - y0)
+    assert outlined > 5
+
+
+def test_a_written_stream_replays_with_the_truth_it_was_written_with(clip, tmp_path):
+    import json
+    import shutil
+
+    written = json.loads(clip.with_suffix(".json").read_text())["frames"]
+    with FileSource(clip, realtime=False) as source:
+        frames = [p for p in source if isinstance(p, FramePacket)]
+    assert [f.truth for f in frames] == [w["objects"] for w in written]
+    assert any("outline" in o for f in frames for o in f.truth)
+    # a video without the file beside it, or beside one of another size: no truth at all
+    alone = tmp_path / "alone.mp4"
+    shutil.copy(clip, alone)
+    with FileSource(alone, realtime=False) as source:
+        assert all(p.truth is None for p in source if isinstance(p, FramePacket))
+    other = json.loads(clip.with_suffix(".json").read_text())
+    alone.with_suffix(".json").write_text(json.dumps({**other, "width": 640}))
+    with FileSource(alone, realtime=False) as source:
+        assert all(p.truth is None for p in source if isinstance(p, FramePacket))
 
 
 def test_synthetic_source_is_paced_in_real_time():

@@ -13,7 +13,7 @@ from fnac.model import FNAC
 from realtime.engines import Engine
 from realtime.messages import AudioPacket, FramePacket
 from realtime.sources import SyntheticSource
-from realtime.stage import BadPacket, InferenceStage
+from realtime.stage import BadPacket, InferenceStage, Intake
 
 
 @pytest.fixture(scope="module")
@@ -497,3 +497,53 @@ def test_the_run_summary_says_how_many_frames_went_without_all_their_sound():
     score.add(live_result(late=3), 0.02)
     assert score.summary(1.0)["late"] == 3
     assert "3 processed before all their sound had come" in describe(score.summary(1.0))
+
+
+def test_the_map_smoother_fades_old_maps_with_its_time_constant():
+    from realtime.stage import MapSmoother
+
+    assert MapSmoother(0.0).update(np.ones((7, 7)), 0.0) is None  # off: no smoothed map
+    smoother = MapSmoother(0.5)
+    first = smoother.update(np.zeros((7, 7), np.float32), 0.0)
+    assert np.array_equal(first, np.zeros((7, 7)))  # the first map as it is
+    after = smoother.update(np.ones((7, 7), np.float32), 0.5)  # one time constant later
+    assert np.allclose(after, 1 - np.exp(-1))
+    # the same half second in two steps gives the same map: the frame rate does not matter
+    twice = MapSmoother(0.5)
+    twice.update(np.zeros((7, 7), np.float32), 0.0)
+    twice.update(np.ones((7, 7), np.float32), 0.25)
+    assert np.allclose(twice.update(np.ones((7, 7), np.float32), 0.5), after)
+    # a jump back in time, a restart or another shape starts from the new map
+    assert np.array_equal(smoother.update(np.full((7, 7), 3.0), 0.1), np.full((7, 7), 3.0))
+    assert np.array_equal(
+        smoother.update(np.full((7, 7), 5.0), 0.2, restart=True), np.full((7, 7), 5.0)
+    )
+    assert smoother.update(np.ones((4, 4)), 0.3).shape == (4, 4)
+    with pytest.raises(ValueError, match=">= 0 s"):
+        MapSmoother(float("nan"))
+
+
+def test_with_smoothing_peak_and_box_follow_the_smoothed_map_and_the_raw_map_stays(engine):
+    stage = InferenceStage(
+        engine, AudioConfig(sample_rate=16000), ImageConfig(size=128), smooth_s=0.3
+    )
+    plain = InferenceStage(engine, AudioConfig(sample_rate=16000), ImageConfig(size=128))
+    with SyntheticSource(
+        size=(160, 120), fps=20, sample_rate=8000, seconds=2.0, realtime=False
+    ) as source:
+        pairs = []
+        for packet in source:
+            if isinstance(packet, AudioPacket):
+                stage.add_audio(packet)
+                plain.add_audio(packet)
+            elif isinstance(packet, FramePacket):
+                pairs.append((stage.process(packet), plain.process(packet), packet))
+    for smoothed, unsmoothed, _ in pairs:
+        assert np.array_equal(smoothed.raw_map, unsmoothed.raw_map)  # the model's own map
+        assert unsmoothed.shown_map is None and smoothed.shown_map is not None
+    changed = [not np.allclose(s.shown_map, s.raw_map) for s, _, _ in pairs[1:]]
+    assert np.mean(changed) > 0.5
+    smoothed, _, packet = pairs[-1]
+    message = Intake(stage).publish(smoothed, packet)
+    assert np.array_equal(message.drawn_map, smoothed.shown_map)
+    assert np.array_equal(message.raw_map, smoothed.raw_map)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fnac.localization import BOX_LEVEL
 from train.config import AT_LEAST_0, AT_LEAST_1, INF, opt
 
 if TYPE_CHECKING:
@@ -93,6 +94,15 @@ def headline(report: dict[str, Any]) -> str:
                 f"cIoU@0.3 {res['ciou@0.3']:.4f}  AUC {res['auc']:.4f}  "
                 f"mean {res['mean_ciou']:.4f}"
             )
+    if "live" in report:
+        live = report["live"]
+        best = live["by_box_level"][f"{live['best_box_level']:.2f}"]
+        default = live["by_box_level"].get(f"{BOX_LEVEL:.2f}")
+        lines.append(
+            f"live peak and box: pointing {best['pointing']:.4f}, box IoU {best['box_iou']:.4f} "
+            f"at the best box level {live['best_box_level']:.2f}"
+            + (f" ({default['box_iou']:.4f} at the default {BOX_LEVEL:.2f})" if default else "")
+        )
     if "silent" in report and "ap" in report["silent"]:
         lines.append(
             f"silent pairs: AP {report['silent']['ap']:.4f}, "

@@ -153,7 +153,8 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
         metavar="OUT.pth",
         default=None,
         help="write the checkpoint again with the live app's sounding threshold set from the "
-        "silent pairs (the score at max-F1); OUT may be the checkpoint itself",
+        "silent pairs (the score at max-F1) and its box level from the boxes (the level of the "
+        "best mean box IoU); OUT may be the checkpoint itself",
     )
     p.add_argument("--plot", default=None, help="success-curve PNG (default: beside --json)")
     p.set_defaults(func=eval_command)
@@ -175,9 +176,14 @@ def _calibrate(model, reports: list[dict], out: str, data: str) -> None:
         raise ValueError(_NO_SILENT_PAIRS + " (none of them could be loaded)")
     score = silent[0]["silent"]["score_at_max_f1"]
     source = f"max-F1 on the silent pairs of {silent[0].get('root', data)}"
-    save_calibrated(out, model, score, source)
+    boxed = [r for r in reports if "live" in r]
+    level = boxed[0]["live"]["best_box_level"] if boxed else None
+    if level is not None:
+        source += f"; box level: the best mean box IoU on {boxed[0].get('root', data)}"
+    save_calibrated(out, model, score, source, level)
     silent[0]["silent"]["calibrated"] = str(out)
-    print(f"wrote {out}: the live app's sounding threshold (score_mid) is {score:.3f}")
+    said = f", the box level {level:.2f}" if level is not None else ""
+    print(f"wrote {out}: the live app's sounding threshold (score_mid) is {score:.3f}{said}")
 
 
 def eval_command(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from fnac.config import AudioConfig, ImageConfig
 from fnac.heatmap import UPSAMPLE_MODES, heatmap, min_max
+from fnac.localization import live_figures
 from fnac.metrics import (
     SUCCESS_THRESHOLDS,
     average_precision,
@@ -187,6 +188,13 @@ def evaluate(
             for rec, value in zip(per_sample, cious, strict=True):
                 rec[f"{mode}/{name}"] = value
     report["per_sample"] = per_sample
+    boxed = [(k, i) for k, i in enumerate(indices) if testset.entries[i].boxes]
+    if boxed:  # the live app's peak and box on this set, and the box level that fits it
+        report["live"] = live_figures(
+            maps[[k for k, _ in boxed]].numpy(),
+            [_pixel_boxes(testset.entries[i], testset.kind, EVAL_SIZE) for _, i in boxed],
+            (EVAL_SIZE, EVAL_SIZE),
+        )
     if obj is None:
         report["note"] = "Obj and AV+Obj need ImageNet ResNet-18 weights (--imagenet-weights)"
     if testset.silent:

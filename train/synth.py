@@ -282,9 +282,7 @@ def _codec(candidates: tuple[str, ...]) -> str:
     raise RuntimeError(f"PyAV's FFmpeg has none of the encoders {candidates}")
 
 
-def write_stream(
-    path: Path, script: StreamScript, names: list[str], progress: bool = False
-) -> dict[str, Any]:
+def write_stream(path: Path, script: StreamScript, progress: bool = False) -> dict[str, Any]:
     """Encode a finite stream script as mp4 (H.264, else MPEG-4 part 2; AAC, else MP3) and its
     per-frame ground truth as ``path.with_suffix('.json')``."""
     import av
@@ -306,20 +304,11 @@ def write_stream(
         position = 0
         bar = tqdm(range(script.n_frames), desc=path.name, unit="frame", disable=not progress)
         for i in bar:
-            image, objects = script.render(i)
+            image = script.frame(i)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = i
             container.mux(video.encode(frame))
-            frames.append(
-                {
-                    "index": i,
-                    "t": i / fps,
-                    "objects": [
-                        {"class": names[o.class_id], "box": list(o.box), "sounding": o.sounding}
-                        for o in objects
-                    ],
-                }
-            )
+            frames.append({"index": i, "t": i / fps, "objects": script.truth(i)})
             target = min(int(round((i + 1) * rate / fps)), script.n_samples)
             if i == script.n_frames - 1:
                 target = script.n_samples
@@ -415,7 +404,7 @@ def synthesize(
         (out / "streams").mkdir(parents=True, exist_ok=True)
     for k in range(config.streams):
         script = stream_script(world, config, k)
-        streams.append(write_stream(out / "streams" / f"stream_{k}.mp4", script, names, progress))
+        streams.append(write_stream(out / "streams" / f"stream_{k}.mp4", script, progress))
 
     counts = {split: len(records[split]) for split in SPLIT_DIRS}
     counts.update(silent_pairs=len(pairs), streams=len(streams))

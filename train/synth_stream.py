@@ -93,6 +93,7 @@ class StreamScript:
         self._starts: list[int] = []
         self._last_sounded: dict[int, int] = {}  # object -> index of its latest segment
         self._signals: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._outlines: dict[int, np.ndarray] = {}  # object -> outline about its box's corner
 
     @classmethod
     def draw(
@@ -131,6 +132,32 @@ class StreamScript:
             SceneObject(m.class_id, box, j == source)
             for j, (m, box) in enumerate(zip(self.movers, self.boxes(index), strict=True))
         ]
+
+    def outline(self, j: int, box: tuple[int, int, int, int]) -> list[list[int]]:
+        """Object ``j``'s outline placed at ``box`` (its box in a frame): the polygon, in frame
+        pixels, around where its sprite is at least half opaque."""
+        if j not in self._outlines:
+            import cv2
+
+            sprite = self.movers[j].sprite
+            mask = (sprite.alpha >= 0.5).astype(np.uint8)
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            largest = max(contours, key=cv2.contourArea)
+            polygon = cv2.approxPolyDP(largest, 1.0, True).reshape(-1, 2)
+            self._outlines[j] = polygon - np.asarray(sprite.box[:2])
+        return (self._outlines[j] + np.asarray(box[:2])).tolist()
+
+    def truth(self, index: int) -> list[dict]:
+        """Frame ``index``'s ground truth as the live pipeline and the stream's JSON carry it:
+        every object's class name, box and sounding flag, and the sounding one's outline."""
+        names = self.world.class_names
+        out = []
+        for j, o in enumerate(self.objects(index)):
+            entry = {"class": names[o.class_id], "box": list(o.box), "sounding": o.sounding}
+            if o.sounding:
+                entry["outline"] = self.outline(j, o.box)
+            out.append(entry)
+        return out
 
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` -> (H, W, 3) uint8 RGB."""
