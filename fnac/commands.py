@@ -66,6 +66,11 @@ def localize_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def rounded(values: dict) -> dict:
+    """``values`` with its floats at 4 decimals (a figure, not a float's last digits)."""
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in (values or {}).items()}
+
+
 def info_command(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -85,9 +90,10 @@ def info_command(args: argparse.Namespace) -> int:
                 "image": asdict(info.image),
                 "trained_on": info.trained_on,
                 "epoch": info.epoch,
-                "metrics": info.metrics,
+                "metrics": rounded(info.metrics),
                 "versions": info.versions,
-                "calibration": info.calibration,
+                "calibration": rounded(info.calibration)
+                or "none: the live app uses its defaults (fnac eval --calibrate sets them)",
                 "parameters": sum(p.numel() for p in model.parameters()),
             },
             indent=2,

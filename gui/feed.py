@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fnac.metrics import point_in_box
 from realtime.messages import EndOfStream, LiveResult
 from realtime.pipeline import LiveConfig
-from realtime.scoring import sounding_box
+from realtime.scoring import Pointing
 from realtime.stats import Rolling
 
 STALL_S = 2.0  # no result for this long while running: the window says so
@@ -46,25 +45,23 @@ class FeedStats:
     dropped: int = 0
     processed: int = 0
     restarts: int = 0
-    # pointing so far, where the source knows the ground truth (the synthetic world): sounding
-    # frames scored and those whose peak fell on the sounding object's box
-    scored: int = 0
-    hits: int = 0
+    # pointing so far, where the source knows the ground truth (the synthetic world)
+    score: Pointing = field(default_factory=Pointing)
 
     def add(self, now: float, latency_s: float, result: LiveResult) -> None:
         self.rolling.add(now, latency_s)
         self.dropped = result.dropped
         self.processed = result.processed
-        want = sounding_box(result.truth)
-        if want is not None:
-            self.scored += 1
-            self.hits += point_in_box(result.peak, want)
+        start = result.audio.start if result.audio is not None else None
+        self.score.add(result.truth, result.peak, result.box, result.pts, start)
 
-    @property
-    def pointing(self) -> float | None:
-        """The running pointing accuracy: sounding frames whose peak fell on the sounding
-        object's box, None before the first such frame (or without ground truth)."""
-        return self.hits / self.scored if self.scored else None
+    def readout(self) -> str:
+        """The running pointing accuracy (``realtime.scoring``), "" without ground truth."""
+        s = self.score
+        if not s.scored:
+            return ""
+        heard = f"{s.heard_hits / s.heard:.2f} ({s.heard} frames)" if s.heard else "-"
+        return f"pointing {heard}, {s.hits / s.scored:.2f} over all {s.scored}"
 
     @property
     def fps(self) -> float:

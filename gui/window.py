@@ -479,8 +479,9 @@ class LiveWindow(QMainWindow):
             f"p95 {stats.latency_ms(95):5.0f} ms   dropped {stats.dropped}   "
             f"restarts {stats.restarts}   {feed.state}"
         )
-        if stats.pointing is not None:
-            text += f"   pointing {stats.pointing:.2f} ({stats.scored} frames)"
+        pointing = stats.readout()
+        if pointing:
+            text += f"   {pointing}"
         if feed.engine:  # why auto chose it is one long line: in the event log and the tooltip
             engine, _, why = feed.engine.partition("; auto: ")
             text += f"   {engine} (auto)" if why else f"   {engine}"

@@ -248,6 +248,7 @@ def run_command(args: argparse.Namespace) -> int:
     sinks = Sinks(args.jsonl, args.out)
     try:
         with LivePipeline(config) as pipeline:
+            sinks.attach(pipeline)
             summary = run_live(pipeline, sinks, wall_s, total=total)
     finally:
         sinks.close()

@@ -22,6 +22,7 @@ def headless_demo(out: Path, seconds: float, config: LiveConfig) -> dict[str, An
     sinks = Sinks(None, str(video))
     try:
         with LivePipeline(config, say=lambda text: None) as pipeline:
+            sinks.attach(pipeline)
             summary = run_live(pipeline, sinks, seconds, status_line=False)
             engine = pipeline.engine
     finally:

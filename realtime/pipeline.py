@@ -16,7 +16,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +37,10 @@ from realtime.messages import (
 from realtime.scoring import RunScore
 from realtime.stats import Rolling
 from realtime.wire import WireError
+
+if TYPE_CHECKING:
+    from realtime.recording import Recorder
+    from realtime.sources import Source
 
 # Loading the spare takes a share of the cores for seconds, and the spare holds a model's memory;
 # with fewer cores it is only started when asked for.
@@ -134,6 +139,7 @@ class LivePipeline:
         )
         self.ready: Ready | None = None
         self.errors: dict[str, str] = {}  # worker -> the last error it reported
+        self.capture_spec: CaptureSpec | None = None  # what the capture worker opens
         self.malformed = 0  # messages from the workers that did not follow the schema
 
     @property
@@ -191,6 +197,7 @@ class LivePipeline:
                     gate=gate,
                 )
                 self.supervisor.specs["capture"] = (capture_main, capture)
+                self.capture_spec = capture
                 self.supervisor.start("capture")
             self.ready = ready = self._await_ready()
             where = "the checkpoint's calibration" if ready.calibrated else "the defaults"
@@ -244,6 +251,28 @@ class LivePipeline:
             self.malformed += 1
             return None
 
+    def replay(self) -> Callable[[], Source] | None:
+        """A function that opens this run's source again, unpaced, as its capture worker opened
+        it (the synthetic world at the model's rate); None for a source that cannot be read
+        again (a camera, a URL, a microphone, a capture peer)."""
+        from realtime.recording import replayable
+        from realtime.sources import open_source
+
+        spec = self.capture_spec
+        if spec is None or self.ready is None or not replayable(spec.source):
+            return None
+        options = spec.source_options(self.ready.sample_rate)
+        return lambda: open_source(spec.source, realtime=False, **options)
+
+    def source_fps(self) -> float | None:
+        """The frame rate of a replayable source (its file's, or the synthetic world's)."""
+        from realtime.sources import SYNTHETIC_FPS, frame_rate
+
+        source = self.config.source
+        if source == "synthetic":
+            return SYNTHETIC_FPS
+        return frame_rate(source) if source and Path(source).is_file() else None
+
     def close(self) -> None:
         self.supervisor.stop()
         if self.config.omp_wait_policy:
@@ -261,12 +290,20 @@ class LivePipeline:
 
 
 class Sinks:
-    """Where a run's results go: one JSON line per processed frame and an annotated mp4."""
+    """Where a run's results go: one JSON line per processed frame and an annotated mp4
+    (``realtime.recording``: written once the pipeline said how to read its source again)."""
 
     def __init__(self, jsonl: str | None, video: str | None) -> None:
         self.jsonl = open(jsonl, "w") if jsonl else None  # noqa: SIM115 (closed in close())
         self.video_path = video
-        self.writer = None
+        self.recorder: Recorder | None = None
+
+    def attach(self, pipeline: LivePipeline) -> None:
+        """The pipeline is running: the video replays its source when that can be read again."""
+        if self.video_path:
+            from realtime.recording import Recorder
+
+            self.recorder = Recorder(self.video_path, pipeline.replay(), pipeline.source_fps())
 
     def write(self, result: LiveResult) -> None:
         if self.jsonl:
@@ -286,38 +323,14 @@ class Sinks:
             if result.truth is not None:
                 record["truth"] = result.truth
             self.jsonl.write(json.dumps(record) + "\n")
-        if self.video_path:
-            self._frame(result)
-
-    def _frame(self, result: LiveResult) -> None:
-        import cv2
-
-        from realtime.render import Style, annotate
-
-        image = result.image
-        if self.writer is None:
-            h, w = image.shape[:2]
-            self.writer = cv2.VideoWriter(
-                self.video_path, cv2.VideoWriter_fourcc(*"mp4v"), 30, (w, h)
-            )
-        rgb = annotate(image[:, :, ::-1], result, Style())
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        cv2.putText(
-            bgr,
-            f"confidence {result.confidence:.2f}",
-            (8, 20),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.5,
-            (255, 255, 255),
-            1,
-        )
-        self.writer.write(bgr)
+        if self.recorder is not None:
+            self.recorder.add(result)
 
     def close(self) -> None:
         if self.jsonl:
             self.jsonl.close()
-        if self.writer is not None:
-            self.writer.release()
+        if self.recorder is not None:
+            self.recorder.close()
 
 
 def run_live(
@@ -390,9 +403,18 @@ def describe(summary: dict[str, Any]) -> str:
     )
     if summary.get("late"):
         text += f", {summary['late']} processed before all their sound had come (it was late)"
-    if summary["pointing_accuracy"] is not None:
+    if summary["pointing_accuracy_all"] is not None:
+        heard = summary["pointing_accuracy"]
         text += (
-            f"; pointing accuracy {summary['pointing_accuracy']:.3f}, mean box IoU "
-            f"{summary['mean_box_iou']:.3f} over {summary['scored_frames']} sounding frames"
+            f"; pointing accuracy {heard:.3f}, mean box IoU {summary['mean_box_iou']:.3f} over "
+            f"the {summary['scored_frames']} frames whose 3 s of sound came from the sounding "
+            "object alone"
+            if heard is not None
+            else "; no frame whose 3 s of sound came from one object alone"
+        )
+        text += (
+            f" ({summary['pointing_accuracy_all']:.3f} and "
+            f"{summary['mean_box_iou_all']:.3f} over all {summary['scored_frames_all']} sounding "
+            "frames, those just after the sound changed included)"
         )
     return text

@@ -172,6 +172,18 @@ def sidecar_truth(path: Path, video) -> list:
     return frames
 
 
+def frame_rate(path: str | Path) -> float | None:
+    """The frame rate the video file at ``path`` declares; None when it declares none."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate
+            return float(rate) if rate else None
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
+
+
 def frame_count(path: str | Path) -> int | None:
     """How many frames the video file at ``path`` holds, as its container says (or its duration
     times its frame rate); None when it does not say."""

@@ -54,8 +54,8 @@ def is_loopback(endpoint: str) -> bool:
 def check_exposure(endpoint: str, curve_secret: bytes | None) -> None:
     if not is_loopback(endpoint) and curve_secret is None:
         raise TransportError(
-            f"{endpoint} is reachable beyond this machine: pass CURVE keys (--curve-keys) or "
-            "bind to 127.0.0.1"
+            f"{endpoint} is reachable beyond this machine: pass the CURVE keys `fnac keys` "
+            "writes (--keys FILE) or bind to 127.0.0.1"
         )
 
 

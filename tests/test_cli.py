@@ -76,6 +76,7 @@ def test_info(files):
     info = json.loads(result.stdout)
     assert info["format"] == "fnac" and info["model"]["dim"] == 32
     assert info["audio"]["sample_rate"] == 16000
+    assert info["calibration"].startswith("none: the live app uses its defaults")
 
 
 def test_demo_names_the_shipped_checkpoint_from_any_folder(tmp_path):
@@ -330,7 +331,7 @@ def test_synth_then_eval_every_test_set_of_the_world(files, tmp_path):
     assert "multi-source cIoU@0.3" in result.stdout and "silent pairs: AP" in result.stdout
     score = reports[0]["silent"]["score_at_max_f1"]
     info = json.loads(fnac("info", calibrated).stdout)
-    assert info["calibration"]["score_mid"] == pytest.approx(score)
+    assert info["calibration"]["score_mid"] == pytest.approx(score, abs=1e-4)  # 4 decimals
     assert "silent pairs" in info["calibration"]["source"]
     assert f"score_mid) is {score:.3f}" in result.stdout
     live = reports[0]["live"]  # the live app's peak and box on the boxes, per box level

@@ -14,7 +14,8 @@ from fnac.checkpoint import load_checkpoint
 from fnac.weights import DEMO_CHECKPOINT
 from realtime.messages import AudioPacket, FramePacket
 from realtime.registry import make_engine
-from realtime.scoring import RunScore, sounding_box
+from realtime.results import ConfidenceSettings
+from realtime.scoring import Pointing, sounding_box
 from realtime.sources import SyntheticSource
 from realtime.stage import InferenceStage
 
@@ -28,8 +29,9 @@ def scored(request):
     model = load_checkpoint(DEMO_CHECKPOINT)
     info = model.info
     engine = make_engine(request.param, model)
-    stage = InferenceStage(engine, info.audio, info.image)
-    score, shares = RunScore(), []
+    settings = ConfidenceSettings.for_checkpoint(info.calibration)  # its own box level
+    stage = InferenceStage(engine, info.audio, info.image, settings=settings)
+    score, shares = Pointing(), []
     with SyntheticSource(
         size=FRAME_SIZE, fps=30, sample_rate=info.audio.sample_rate, seconds=30, realtime=False
     ) as source:
@@ -37,12 +39,13 @@ def scored(request):
             if isinstance(packet, AudioPacket):
                 stage.add_audio(packet)
             elif isinstance(packet, FramePacket) and packet.index % 6 == 0:
-                loc = stage.process(packet).localization
-                score.score(packet.truth, loc.peak, loc.box)
+                result = stage.process(packet)
+                loc, start = result.localization, result.audio.start
+                score.add(packet.truth, loc.peak, loc.box, packet.pts, start)
                 box = sounding_box(packet.truth)
                 if box is not None:
                     shares.append((box[2] - box[0]) * (box[3] - box[1]) / np.prod(FRAME_SIZE))
-    return score.summary(30.0), float(np.mean(shares))
+    return score.figures(), float(np.mean(shares))
 
 
 def test_the_peak_lands_on_the_sounding_object_well_above_chance(scored):

@@ -81,7 +81,7 @@ def test_frames_heatmaps_spectrogram_and_readouts_arrive(qtbot, window):
     qtbot.waitUntil(lambda: window.feed.state == "running", timeout=START_MS)
     wait_frames(qtbot, window, 5)
     assert window.displayed.shape == (480, 640, 3)
-    assert window.current.result.raw_map.shape == (4, 4)  # the demo checkpoint's 128 px frame
+    assert window.current.result.raw_map.shape == (7, 7)  # the demo checkpoint's 224 px frame
     assert window.strip.columns is not None and window.strip.columns.shape[0] == 257
     assert window.video.pixmap() is not None and not window.video.pixmap().isNull()
     assert "fps" in window.readout.text() and window.feed.stats.fps > 0
@@ -188,7 +188,8 @@ def test_the_default_overlay_shows_the_legend_the_truth_and_the_running_pointing
         green = lambda img: (img[..., 1] > 200) & (img[..., 0] < 120)  # noqa: E731
         assert green(no_legend).sum() > green(no_truth).sum()
     stats = window.feed.stats
-    assert stats.scored > 0 and f"pointing {stats.pointing:.2f}" in window.readout.text()
+    assert stats.score.scored > 0 and stats.readout() in window.readout.text()
+    assert f"over all {stats.score.scored}" in stats.readout()
     window.set_paused(False)
     default_look(window)
 

@@ -30,8 +30,9 @@ def test_weights_from_the_hub_cache(hub):
 
 
 def test_weights_from_a_file_and_clear_errors(hub, tmp_path):
-    with pytest.raises(WeightsNotFound, match="--init random"):
+    with pytest.raises(WeightsNotFound, match="pass --imagenet-weights FILE") as missing:
         init_image_encoder(FNAC().imgnet)
+    assert "--init" not in str(missing.value)  # fnac eval has no such flag: train adds it
     with pytest.raises(WeightsNotFound, match="does not exist"):
         init_image_encoder(FNAC().imgnet, tmp_path / "none.pth")
     other = tmp_path / "other.pth"
@@ -55,3 +56,14 @@ def test_weights_that_would_run_code_are_refused_and_never_run(tmp_path, monkeyp
     with pytest.raises(WeightsNotFound, match="not a readable ResNet-18"):
         init_image_encoder(FNAC().imgnet, evil)
     assert not (tmp_path / "pwned-by-imagenet-weights").exists()
+
+
+def test_training_without_imagenet_weights_names_its_own_way_out(hub, av_root, tmp_path):
+    from train.config import TrainConfig
+    from train.trainer import Trainer
+
+    config = TrainConfig(
+        data=str(av_root), out=str(tmp_path / "run"), device="cpu", batch_size=4, image_size=64
+    )
+    with pytest.raises(WeightsNotFound, match="or train from random weights: --init random"):
+        Trainer(config)

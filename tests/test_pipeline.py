@@ -130,7 +130,9 @@ def test_run_on_the_synthetic_stream_writes_results_and_cleans_up(checkpoint, tm
     frames = [line["frame"] for line in lines]
     assert frames == sorted(frames) and len(set(frames)) == len(frames)
     assert frames[0] == 0  # the source's clock starts when the model is ready: none lost to it
-    assert video.stat().st_size > 1000
+    # the video has every frame of the stream up to the last processed one, at the stream's 30
+    # fps (not only the processed frames), and the stream's sound
+    assert video_facts(video) == (frames[-1] + 1, 30.0, True)
     assert "processed" in result.stderr and "dropped" in result.stderr
     time.sleep(0.5)
     assert not processes_mentioning(str(tmp_path)) and not processes_mentioning("fnac-ipc-")
@@ -151,10 +153,22 @@ def clip(tmp_path_factory):
     return path
 
 
+def video_facts(path) -> tuple[int, float, bool]:
+    """(frames, frame rate, whether it has a sound track) of an mp4, decoded."""
+    import av
+
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video))
+        return frames, float(video.average_rate), bool(container.streams.audio)
+
+
 @pytest.mark.parametrize("flag", ["--offline", "--fast"])
 def test_offline_processes_every_frame_of_a_file_in_order(checkpoint, clip, tmp_path, flag):
-    jsonl = tmp_path / "out.jsonl"
-    cmd = run_command(checkpoint, clip, 600, flag, "--jsonl", jsonl, "--backend", "eager")
+    jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+    cmd = run_command(
+        checkpoint, clip, 600, flag, "--jsonl", jsonl, "--backend", "eager", "--out", video
+    )
     result = fnac(cmd, 300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
@@ -164,6 +178,7 @@ def test_offline_processes_every_frame_of_a_file_in_order(checkpoint, clip, tmp_
     assert all(line["truth"] for line in lines)  # the world's stream carries its ground truth
     # the audio each map came from ends at its frame: none was cut short by the fast reading
     assert all(abs(line["audio"]["end"] - line["t"]) < 0.11 for line in lines[10:])
+    assert video_facts(video) == (60, 15.0, True)  # the clip's frames, rate and sound
 
 
 def test_offline_is_for_files_and_a_finite_synthetic_world(checkpoint, tmp_path):

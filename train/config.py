@@ -114,16 +114,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "init": "random",
         "dropout_img": 0.5,
     },
-    # The checkpoint shipped in fnac/weights: the published recipe at a small frame and a compact
-    # embedding, with the image encoder started from `fnac pretrain-image` (the synthetic world's
-    # stand-in for ImageNet; pass it with --imagenet-weights) and no SpecAugment masks (zeroed
-    # bands drown the world's quiet sounds). FNAC's terms join in epoch 3; on this world they cost
-    # localization (README: "The embedded demo checkpoint"), and best.pth keeps the best epoch.
+    # The checkpoint shipped in fnac/weights: the published recipe at the published 224-px frame
+    # (a 7x7 map) with a compact embedding, the image encoder started from `fnac pretrain-image`
+    # (the synthetic world's stand-in for ImageNet; pass it with --imagenet-weights) and no
+    # SpecAugment masks (zeroed bands drown the world's quiet sounds). FNAC's terms join in epoch
+    # 4 (README: "The embedded demo checkpoint"); best.pth keeps the best epoch.
     "demo": {
         "batch_size": 32,
-        "epochs": 3,
-        "warmup": 2,
-        "image_size": 128,
+        "epochs": 4,
+        "warmup": 3,
+        "image_size": 224,
         "dim": 128,
         "dropout_img": 0.5,
         "spec_masks": False,

@@ -32,8 +32,7 @@ def find_weights(path: str | Path | None = None) -> Path:
     raise WeightsNotFound(
         f"ImageNet weights for ResNet-18 are not on this machine (looked for {cached}). "
         f"Download {WEIGHTS_URL} into {cached.parent}, pass --imagenet-weights FILE (on the "
-        "synthetic world: the file `fnac pretrain-image WORLD --out FILE` writes), "
-        "or use --init random"
+        "synthetic world: the file `fnac pretrain-image WORLD --out FILE` writes)"
     )
 
 

@@ -139,3 +139,94 @@ def video_clip(
     start = int(round((t - window_s / 2) * rate))
     start = min(max(start, 0), max(audio.shape[1] - n, 0))
     return frame, audio[:, start : start + n], rate
+
+
+def _encoder(candidates: tuple[str, ...]) -> str:
+    """The first of ``candidates`` this machine's FFmpeg (PyAV's) can encode with."""
+    import av
+
+    for name in candidates:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except (av.codec.codec.UnknownCodecError, ValueError):
+            continue
+    raise RuntimeError(f"PyAV's FFmpeg has none of the encoders {candidates}")
+
+
+class Mp4Writer:
+    """An mp4 of RGB frames and (optionally) mono float audio, in codecs a browser plays where
+    FFmpeg has them: H.264 (else MPEG-4 part 2) and AAC (else MP3). Frames come at ``fps``, or,
+    with ``fps=None``, each at its own time (``frame(rgb, t=seconds)``: a variable rate)."""
+
+    VIDEO = ("libx264", "h264", "mpeg4")
+    AUDIO = ("aac", "libmp3lame", "mp3")
+    MS = 1000  # the time base of a variable-rate video: milliseconds
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: float | None,
+        sample_rate: int | None = None,
+        crf: int = 20,
+    ) -> None:
+        import av
+
+        self.video_codec = _encoder(self.VIDEO)
+        self.audio_codec = _encoder(self.AUDIO) if sample_rate else None
+        self.container = av.open(str(path), "w")
+        from fractions import Fraction
+
+        rate = Fraction(fps).limit_denominator(1001) if fps else None
+        self.video = self.container.add_stream(self.video_codec, rate=rate or 30)
+        self.video.width, self.video.height = width - width % 2, height - height % 2
+        self.video.pix_fmt = "yuv420p"
+        if fps is None:
+            self.video.time_base = Fraction(1, self.MS)
+        if self.video_codec != "mpeg4":
+            self.video.options = {"crf": str(crf), "preset": "veryfast"}
+        else:
+            self.video.bit_rate = 4_000_000
+        self.audio = None
+        if sample_rate:
+            self.audio = self.container.add_stream(self.audio_codec, rate=int(sample_rate))
+            self.audio.layout = "mono"
+        self.frames = 0
+        self.samples = 0
+        self.variable = fps is None
+        self.last_pts = -1
+
+    def frame(self, rgb: np.ndarray, t: float | None = None) -> None:
+        """Add an (H, W, 3) uint8 RGB frame (at time ``t`` in a variable-rate video)."""
+        import av
+
+        rgb = np.ascontiguousarray(rgb[: self.video.height, : self.video.width])
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        if self.variable:
+            pts = max(self.last_pts + 1, int(round((t or 0.0) * self.MS)))
+            frame.pts, frame.time_base = pts, self.video.time_base
+            self.last_pts = pts
+        else:
+            frame.pts = self.frames
+        self.container.mux(self.video.encode(frame))
+        self.frames += 1
+
+    def sound(self, samples: np.ndarray, block: int = 1024) -> None:
+        """Add mono float samples in [-1, 1] after those added so far."""
+        import av
+
+        samples = np.clip(np.asarray(samples, np.float32), -1.0, 1.0)
+        for start in range(0, samples.size, block):
+            chunk = samples[start : start + block]
+            frame = av.AudioFrame.from_ndarray(chunk[None], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = self.audio.rate, self.samples
+            self.container.mux(self.audio.encode(frame))
+            self.samples += chunk.size
+
+    def close(self) -> None:
+        self.container.mux(self.video.encode())
+        if self.audio is not None:
+            self.container.mux(self.audio.encode())
+        self.container.close()

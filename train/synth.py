@@ -270,57 +270,30 @@ def silent_pairs(records: list[dict], count: int, seed: int) -> list[tuple[str, 
     return rows
 
 
-def _codec(candidates: tuple[str, ...]) -> str:
-    import av
-
-    for name in candidates:
-        try:
-            av.codec.Codec(name, "w")
-            return name
-        except (av.codec.codec.UnknownCodecError, ValueError):
-            continue
-    raise RuntimeError(f"PyAV's FFmpeg has none of the encoders {candidates}")
-
-
 def write_stream(path: Path, script: StreamScript, progress: bool = False) -> dict[str, Any]:
     """Encode a finite stream script as mp4 (H.264, else MPEG-4 part 2; AAC, else MP3) and its
     per-frame ground truth as ``path.with_suffix('.json')``."""
-    import av
+    from train.media import Mp4Writer
 
     if script.n_frames is None:
         raise ValueError("an endless stream cannot be written to a file; give it a length")
-    video_codec = _codec(("libx264", "h264", "mpeg4"))
-    audio_codec = _codec(("aac", "libmp3lame", "mp3"))
     rate, fps = script.sample_rate, script.fps
     frames = []
-    with av.open(str(path), "w") as container:
-        video = container.add_stream(video_codec, rate=int(fps))
-        video.width, video.height, video.pix_fmt = script.width, script.height, "yuv420p"
-        if video_codec != "mpeg4":
-            video.options = {"crf": "18", "preset": "veryfast"}
-        else:
-            video.bit_rate = 4_000_000
-        audio = container.add_stream(audio_codec, rate=rate, layout="mono")
+    writer = Mp4Writer(path, script.width, script.height, fps, rate, crf=18)
+    try:
         position = 0
         bar = tqdm(range(script.n_frames), desc=path.name, unit="frame", disable=not progress)
         for i in bar:
-            image = script.frame(i)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            container.mux(video.encode(frame))
+            writer.frame(script.frame(i))
             frames.append({"index": i, "t": i / fps, "objects": script.truth(i)})
             target = min(int(round((i + 1) * rate / fps)), script.n_samples)
             if i == script.n_frames - 1:
                 target = script.n_samples
-            while position < target:
-                n = min(1024, target - position)
-                chunk = script.audio(position, position + n)
-                aframe = av.AudioFrame.from_ndarray(chunk[None], format="flt", layout="mono")
-                aframe.sample_rate, aframe.pts = rate, position
-                container.mux(audio.encode(aframe))
-                position += n
-        container.mux(video.encode())
-        container.mux(audio.encode())
+            if target > position:
+                writer.sound(script.audio(position, target))
+                position = target
+    finally:
+        writer.close()
     meta = {"fps": fps, "width": script.width, "height": script.height, "sample_rate": rate}
     meta.update({k: v for k, v in script.describe().items() if k not in meta})
     meta["frames"] = frames
@@ -328,8 +301,8 @@ def write_stream(path: Path, script: StreamScript, progress: bool = False) -> di
     return {
         "path": str(path),
         "frames": script.n_frames,
-        "video": video_codec,
-        "audio": audio_codec,
+        "video": writer.video_codec,
+        "audio": writer.audio_codec,
     }
 
 

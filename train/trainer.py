@@ -180,9 +180,12 @@ class Trainer:
             )
         )
         if config.init == "imagenet":
-            from train.imagenet import init_image_encoder
+            from train.imagenet import WeightsNotFound, init_image_encoder
 
-            init_image_encoder(model.imgnet, config.imagenet_weights)
+            try:
+                init_image_encoder(model.imgnet, config.imagenet_weights)
+            except WeightsNotFound as exc:  # training has a way out that evaluating has not
+                raise WeightsNotFound(f"{exc}, or train from random weights: --init random") from exc
         self.model = model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
