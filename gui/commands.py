@@ -107,6 +107,23 @@ def _window(
     return run_window(settings, seconds, screenshot)
 
 
+def tune_threads_once(checkpoint: str, backend: str) -> None:
+    """The first headless demo on a machine measures OpenMP's wait policy through the live
+    pipeline (``realtime.threadpolicy``; what ``fnac bench --tune-threads`` does), so that this
+    run and every later live run use the better one; skipped when a verdict is kept or the user
+    set ``OMP_WAIT_POLICY``."""
+    from fnac.threads import user_set
+    from realtime.threadpolicy import TUNE_SECONDS, cached, measure
+
+    if cached() is not None or user_set("OMP_WAIT_POLICY"):
+        return
+    print(
+        f"first run on this machine: measuring OpenMP's thread policy through the live pipeline "
+        f"({2 * TUNE_SECONDS:.0f} s, kept for later runs)"
+    )
+    print(measure(checkpoint, TUNE_SECONDS, backend)["reason"])
+
+
 def live_command(args: argparse.Namespace) -> int:
     return _window(args, args.source, args.mic, args.save_dir, args.seconds, args.screenshot)
 
@@ -123,6 +140,7 @@ def demo_command(args: argparse.Namespace) -> int:
     checkpoint = checkpoint_path(args.checkpoint)
     out = Path(args.out)
     seconds = HEADLESS_SECONDS if args.seconds is None else args.seconds
+    tune_threads_once(checkpoint, args.backend)
     print(
         f"no display: running the live pipeline headless on the synthetic world for "
         f"{seconds:.0f} s ({Path(checkpoint).name}, {args.backend} backend)"

@@ -283,6 +283,8 @@ def bench_command(args: argparse.Namespace) -> int:
     from realtime.bench import bench, chosen_backends, table
 
     backends = chosen_backends(args.backends)
+    if args.checkpoint is not None:  # 'demo' names the shipped one; none: a random 224-px model
+        args.checkpoint = checkpoint_path(args.checkpoint)
     report = bench(args.checkpoint, backends, args.seconds, args.engine)
     print(table(report))
     if args.tune_threads:

@@ -38,6 +38,7 @@ DEFAULT = "PASSIVE"
 MARGIN_FPS = 1.0
 MARGIN_P95 = 0.9  # ACTIVE's p95 at most this share of PASSIVE's, at the same frame rate
 CACHE_KIND = "threads"
+TUNE_SECONDS = 5.0  # each policy's run when the headless demo measures them
 
 
 def machine_key() -> dict[str, Any]:

@@ -19,6 +19,9 @@ _CACHE = tempfile.mkdtemp(prefix="fnac-test-cache-")
 atexit.register(shutil.rmtree, _CACHE, True)
 os.environ["FNAC_CACHE_DIR"] = _CACHE
 os.environ["FNAC_BACKEND"] = "cpu"
+# Likewise the thread policy: PASSIVE (the default without a verdict), so that the first headless
+# demo does not measure it (tests/test_threadpolicy.py tests the measuring).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -40,7 +40,8 @@ def scored(request):
                 stage.add_audio(packet)
             elif isinstance(packet, FramePacket) and packet.index % 6 == 0:
                 result = stage.process(packet)
-                loc, start = result.localization, result.audio.start
+                loc = result.localization
+                start = result.audio.start if result.audio is not None else None
                 score.add(packet.truth, loc.peak, loc.box, packet.pts, start)
                 box = sounding_box(packet.truth)
                 if box is not None:
@@ -50,8 +51,16 @@ def scored(request):
 
 def test_the_peak_lands_on_the_sounding_object_well_above_chance(scored):
     summary, chance = scored  # chance: a random point's odds of landing in the box
-    assert summary["scored_frames"] >= 100
-    # measured: cpu 0.747 against a chance of 0.167, box IoU 0.236; int8 0.760, IoU 0.236
-    assert summary["pointing_accuracy"] >= max(0.5, 3 * chance), (summary, chance)
-    assert summary["mean_box_iou"] >= 0.15, summary
-    print(f"pointing {summary['pointing_accuracy']:.3f}, IoU {summary['mean_box_iou']:.3f}")
+    # frames whose 3 s window heard the sounding object alone, and every sounding frame (those
+    # just after a change, whose window still holds the previous object's sound, included)
+    assert summary["scored_frames"] >= 40 and summary["scored_frames_all"] >= 140
+    # measured (cpu): 0.982 and IoU 0.483 over 56 frames; 0.753 and 0.410 over all 150, against
+    # a chance of 0.167
+    assert summary["pointing_accuracy"] >= 0.9, summary
+    assert summary["mean_box_iou"] >= 0.4, summary
+    assert summary["pointing_accuracy_all"] >= max(0.6, 3 * chance), (summary, chance)
+    print(
+        f"pointing {summary['pointing_accuracy']:.3f}, IoU {summary['mean_box_iou']:.3f} over "
+        f"{summary['scored_frames']}; {summary['pointing_accuracy_all']:.3f}, "
+        f"{summary['mean_box_iou_all']:.3f} over {summary['scored_frames_all']}"
+    )

@@ -57,3 +57,26 @@ def test_a_pipeline_asked_for_a_policy_sets_it_for_its_workers_then_undoes_it():
     finally:
         pipeline.close()
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_the_first_headless_demo_measures_the_thread_policy_once(monkeypatch):
+    import gui.commands
+    import realtime.threadpolicy as threadpolicy
+
+    calls = []
+
+    def fake_measure(checkpoint, seconds, backend):
+        calls.append((checkpoint, seconds, backend))
+        return {"policy": "ACTIVE", "reason": "threads: measured"}
+
+    monkeypatch.setattr(threadpolicy, "measure", fake_measure)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(threadpolicy, "cached", lambda: None)
+    gui.commands.tune_threads_once("demo.pth", "auto")
+    assert calls == [("demo.pth", threadpolicy.TUNE_SECONDS, "auto")]
+    monkeypatch.setattr(threadpolicy, "cached", lambda: {"policy": "ACTIVE"})  # kept: not again
+    gui.commands.tune_threads_once("demo.pth", "auto")
+    monkeypatch.setattr(threadpolicy, "cached", lambda: None)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # the user's choice: not measured
+    gui.commands.tune_threads_once("demo.pth", "auto")
+    assert len(calls) == 1
