@@ -185,7 +185,8 @@ class Trainer:
             try:
                 init_image_encoder(model.imgnet, config.imagenet_weights)
             except WeightsNotFound as exc:  # training has a way out that evaluating has not
-                raise WeightsNotFound(f"{exc}, or train from random weights: --init random") from exc
+                way_out = "or train from random weights: --init random"
+                raise WeightsNotFound(f"{exc}, {way_out}") from exc
         self.model = model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
