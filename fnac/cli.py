@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 
+from fnac.flags import plain_help_everywhere
 from fnac.threads import share_cores
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for package in (fnac.commands, train.commands, realtime.commands, gui.commands):
         package.register(sub)
+    plain_help_everywhere(parser, sub.choices)
     return parser
 
 

@@ -131,3 +131,30 @@ def dataclass_values(args: argparse.Namespace, config: type) -> dict[str, Any]:
     """The namespace's values of ``config``'s fields (those present), for ``config(**values)``."""
     names = {f.name for f in fields(config)}
     return {k: v for k, v in vars(args).items() if k in names}
+
+
+class PlainHelp(argparse.RawDescriptionHelpFormatter):
+    """Help as plain text: descriptions keep their line breaks, lose the docstrings' ``code``
+    marks, and every option with a default says it (unless its help already does)."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.replace("``", ""))
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = action.default is None or action.default is False
+        shown = not hidden and action.default is not argparse.SUPPRESS and action.option_strings
+        if shown and "default" not in text and not isinstance(action, argparse._VersionAction):
+            text += " (default: %(default)s)"
+        return text
+
+
+def plain_help_everywhere(parser: argparse.ArgumentParser, subcommands) -> None:
+    """Give ``parser`` and each of its ``subcommands`` (a subparsers action's ``choices``) plain
+    help, and ``-v/--verbose`` after the command as well as before it."""
+    parser.formatter_class = PlainHelp
+    for command in subcommands.values():
+        command.formatter_class = PlainHelp
+        command.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+        )

@@ -244,10 +244,12 @@ class LiveWindow(QMainWindow):
         source = self.source_pick.currentText().strip()
         self.source_pick.setToolTip(source)
         mic = self.mic_pick.currentText()
-        if mic != NO_MICROPHONE:
-            text = f"sound: the microphone ({mic})"
-        elif source == "synthetic":
+        if source == "synthetic":  # a file and the world keep their own sound (pipeline_source)
             text = "sound: the synthetic world's own"
+        elif Path(source).is_file():
+            text = f"sound: the track of {elided(source, 40)}"
+        elif mic != NO_MICROPHONE:
+            text = f"sound: the microphone ({mic})"
         elif source.isdigit():
             text = "sound: none (a camera has no sound of its own: pick a microphone)"
         else:

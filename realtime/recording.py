@@ -21,7 +21,7 @@ import numpy as np
 
 from realtime.messages import AudioPacket, FramePacket, LiveResult
 from realtime.render import Style, annotate
-from realtime.sources import Source, quiet_opencv
+from realtime.sources import Source, quiet_opencv, scaled_truth
 
 log = logging.getLogger(__name__)
 NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
@@ -73,7 +73,7 @@ class Recorder:
         self.kept: list[LiveResult] = []  # replay: each result without its image
         self.sizes: list[tuple[int, int]] = []  # ... and the size of the image it localized
         self.writer = None  # no replay: the processed frames' video, as they come
-        self.start_pts: float | None = None
+        self.start: float | None = None
         self.frames = 0
 
     def add(self, result: LiveResult) -> None:
@@ -87,8 +87,8 @@ class Recorder:
         if self.writer is None:
             h, w = rgb.shape[:2]
             self.writer = Mp4Writer(self.path, w, h, fps=None)
-            self.start_pts = result.pts
-        self.writer.frame(drawn(rgb, result, self.style), t=result.pts - self.start_pts)
+            self.start = result.capture_time  # the run's clock: a restarted source's pts jump
+        self.writer.frame(drawn(rgb, result, self.style), t=result.capture_time - self.start)
         self.frames += 1
 
     def close(self) -> None:
@@ -154,11 +154,13 @@ class Recorder:
         bgr = packet.image
         if result is not None:
             h, w = self.sizes[at]
-            if bgr.shape[:2] != (h, w):  # the run shrank a very large frame
+            truth = packet.truth  # the truth of this very frame, not the result's
+            if bgr.shape[:2] != (h, w):  # the run shrank a very large frame: as it did
                 cv2 = quiet_opencv()
+                factors = (w / bgr.shape[1], h / bgr.shape[0])
                 bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
-            if packet.truth is not None:  # the truth of this very frame
-                result = replace(result, truth=packet.truth)
+                truth = truth and [scaled_truth(obj, factors) for obj in truth]
+            result = replace(result, truth=truth)
         rgb = np.ascontiguousarray(bgr[:, :, ::-1])
         if self.writer is None:
             self.writer = Mp4Writer(self.path, rgb.shape[1], rgb.shape[0], self.fps, self.rate)

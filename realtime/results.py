@@ -82,11 +82,14 @@ def analyze(
     sample_rate: int,
     tau: float,
     settings: ConfidenceSettings | None = None,
+    shown: np.ndarray | None = None,
 ) -> Localization:
-    """Raw map (h, w), the frame's (height, width), the audio window -> Localization."""
+    """Raw map (h, w), the frame's (height, width), the audio window -> Localization. With a
+    ``shown`` map (smoothed), peak and box come from it; the confidence from the raw map."""
     settings = settings or ConfidenceSettings()
     raw = np.asarray(raw_map, dtype=np.float32)
-    peak, box = locate(raw, frame_size, settings.box_level, settings.peak_level)
+    where = raw if shown is None else np.asarray(shown, dtype=np.float32)
+    peak, box = locate(where, frame_size, settings.box_level, settings.peak_level)
     score = sounding_confidence(raw) * tau  # top quarter of the map, in cosine units
     recent = audio[-int(settings.recent_s * sample_rate) :] if audio.size else audio
     level = level_db(recent)

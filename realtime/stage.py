@@ -363,12 +363,13 @@ class InferenceStage:
             raw = np.zeros_like(raw)
         shown = self.smoother.update(raw, frame.pts, restart=broken)
         loc = analyze(
-            raw if shown is None else shown,
+            raw,
             frame.image.shape[:2],
             window.samples,
             self.audio.sample_rate,
             self.engine.tau,
             self.settings,
+            shown,
         )
         if broken:
             loc = replace(loc, confidence=0.0, sounding=False)
@@ -494,8 +495,11 @@ class Intake:
 
     @property
     def full(self) -> bool:
-        """Offline: as many frames held as allowed; take no packets in until one goes."""
-        return self.every_frame and len(self.held) >= OFFLINE_HELD
+        """Offline: take no packets in until a frame goes: a short read-ahead held and the
+        oldest frame's audio there, or the most frames held that may be."""
+        if not self.every_frame or len(self.held) < OFFLINE_HELD:
+            return False
+        return len(self.held) >= MAX_HELD or self.stage.ready_for(self.held[0])
 
     def _oldest(self, now: float) -> FramePacket | None:
         """Offline: the oldest held frame once its audio is there (or it waited, no audio came
@@ -504,7 +508,7 @@ class Intake:
         if not self.stage.ready_for(oldest):
             waited = now - self.held_since >= AUDIO_WAIT_S
             silent = now - self.audio_at >= AUDIO_WAIT_S
-            if not (self.ended or waited or silent or self.full):
+            if not (self.ended or waited or silent or len(self.held) >= MAX_HELD):
                 return None
             self.late += 1
         self.held = self.held[1:]

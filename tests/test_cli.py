@@ -479,3 +479,47 @@ def test_every_live_command_takes_the_engine_folder(files, monkeypatch):
 class _Label:
     def setText(self, text):  # noqa: N802 (Qt's name)
         self.text = text
+
+
+def test_every_help_is_plain_text_with_its_defaults_and_takes_verbose_after_the_command():
+    from fnac.cli import main
+
+    for name, parser in every_command().items():
+        text = parser.format_help()
+        assert "``" not in text and "§" not in text, name
+        for action in parser._actions:
+            has_default = not (action.default is None or action.default is False)
+            has_default = has_default and action.default is not argparse.SUPPRESS
+            if action.option_strings and has_default and action.help != argparse.SUPPRESS:
+                flag = action.option_strings[0]
+                shown = parser._get_formatter()._get_help_string(action)
+                assert "default" in shown, f"fnac {name} {flag} hides its default"
+    assert main(["info", "-v", "demo"]) == 0  # -v after the command, as before it
+
+
+def test_every_flag_a_message_or_a_help_names_exists():
+    """A flag named in any string of the code (errors that name the fix, help, hints) is a flag
+    of fnac or of one of its commands: a renamed flag leaves no message pointing nowhere."""
+    import ast
+    import re
+
+    known = {o for a in build_parser_actions() for o in a.option_strings}
+    unknown = {}
+    for package in ("fnac", "realtime", "gui", "train"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]", node.value):
+                        if flag not in known:
+                            unknown.setdefault(flag, path.relative_to(REPO).as_posix())
+    assert not unknown, unknown
+
+
+def build_parser_actions() -> list[argparse.Action]:
+    from fnac.cli import build_parser
+
+    parser = build_parser()
+    actions = list(parser._actions)
+    for command in every_command().values():
+        actions += command._actions
+    return actions

@@ -91,19 +91,24 @@ def test_frames_heatmaps_spectrogram_and_readouts_arrive(qtbot, window):
     assert picker.itemText(0) == "auto" and picker.currentText() == "auto"
 
 
-def plain_colours(window) -> None:
-    """Overlay controls under which every pixel is a jet colour: full opacity everywhere, no
-    fading, nothing drawn over the heat."""
-    window.colormap_pick.setCurrentText("jet")
-    window.opacity_slider.setValue(100)
-    for check in (
+def overlay_checks(window) -> tuple:
+    """The overlay's check boxes, all on when the window opens."""
+    return (
         window.fade_check,
         window.clear_check,
         window.legend_check,
         window.truth_check,
         window.box_check,
         window.peak_check,
-    ):
+    )
+
+
+def plain_colours(window) -> None:
+    """Overlay controls under which every pixel is a jet colour: full opacity everywhere, no
+    fading, nothing drawn over the heat."""
+    window.colormap_pick.setCurrentText("jet")
+    window.opacity_slider.setValue(100)
+    for check in overlay_checks(window):
         check.setChecked(False)
 
 
@@ -112,14 +117,7 @@ def default_look(window) -> None:
     style = Style()
     window.colormap_pick.setCurrentText(style.colormap)
     window.opacity_slider.setValue(int(100 * style.opacity))
-    for check in (
-        window.fade_check,
-        window.clear_check,
-        window.legend_check,
-        window.truth_check,
-        window.box_check,
-        window.peak_check,
-    ):
+    for check in overlay_checks(window):
         check.setChecked(True)
     assert window.style_ == style
 

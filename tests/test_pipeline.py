@@ -163,7 +163,7 @@ def video_facts(path) -> tuple[int, float, bool]:
         return frames, float(video.average_rate), bool(container.streams.audio)
 
 
-@pytest.mark.parametrize("flag", ["--offline", "--fast"])
+@pytest.mark.parametrize("flag", ["--offline", pytest.param("--fast", marks=pytest.mark.slow)])
 def test_offline_processes_every_frame_of_a_file_in_order(checkpoint, clip, tmp_path, flag):
     jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
     cmd = run_command(

@@ -141,7 +141,7 @@ def train_command(args: argparse.Namespace) -> int:
 def _register_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="evaluate a checkpoint on a test set (spec §5 protocol)",
+        help="evaluate a checkpoint on a test set (the published protocol)",
         description="Evaluate a published or fnac checkpoint: cIoU@0.5, cIoU@0.3, AUC and mean "
         "cIoU for AV, Obj and AV+Obj maps with bicubic and bilinear upsampling; multi-source "
         "figures on duet sets, AP / max-F1 on silent pairs.",

@@ -183,8 +183,10 @@ class Mp4Writer:
         self.video = self.container.add_stream(self.video_codec, rate=rate or 30)
         self.video.width, self.video.height = width - width % 2, height - height % 2
         self.video.pix_fmt = "yuv420p"
-        if fps is None:
-            self.video.time_base = Fraction(1, self.MS)
+        self.clock = Fraction(1, self.MS)
+        if fps is None:  # the encoder's clock too, else it rounds every time to 1/30 s
+            self.video.time_base = self.clock
+            self.video.codec_context.time_base = self.clock
         if self.video_codec != "mpeg4":
             self.video.options = {"crf": str(crf), "preset": "veryfast"}
         else:
@@ -206,7 +208,7 @@ class Mp4Writer:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         if self.variable:
             pts = max(self.last_pts + 1, int(round((t or 0.0) * self.MS)))
-            frame.pts, frame.time_base = pts, self.video.time_base
+            frame.pts, frame.time_base = pts, self.clock  # not the stream's: the muxer changes it
             self.last_pts = pts
         else:
             frame.pts = self.frames
@@ -226,7 +228,9 @@ class Mp4Writer:
             self.samples += chunk.size
 
     def close(self) -> None:
-        self.container.mux(self.video.encode())
-        if self.audio is not None:
-            self.container.mux(self.audio.encode())
-        self.container.close()
+        try:
+            self.container.mux(self.video.encode())
+            if self.audio is not None:
+                self.container.mux(self.audio.encode())
+        finally:
+            self.container.close()
