@@ -72,9 +72,15 @@ class Recorder:
         self.style = style or Style()
         self.kept: list[LiveResult] = []  # replay: each result without its image
         self.sizes: list[tuple[int, int]] = []  # ... and the size of the image it localized
-        self.writer = None  # no replay: the processed frames' video, as they come
-        self.start: float | None = None
+        self.writer = None  # the video being written (no replay: as the frames come)
+        self.start: float | None = None  # no replay: the first frame's capture time
         self.frames = 0
+        # replay, while writing: the processed frames' indices, the sound's rate, the sound that
+        # came before the first frame and the frames that came before the first sound
+        self.indices: list[int] = []
+        self.rate: int | None = None
+        self.pending: list[np.ndarray] = []
+        self.waiting: list[FramePacket] = []
 
     def add(self, result: LiveResult) -> None:
         if self.replay is not None:
@@ -107,9 +113,6 @@ class Recorder:
         self.kept = [self.kept[i] for i in order]
         self.sizes = [self.sizes[i] for i in order]
         self.indices = [r.frame for r in self.kept]
-        self.writer, self.rate = None, None
-        self.pending: list[np.ndarray] = []  # sound that came before the first frame
-        self.waiting: list[FramePacket] = []  # frames that came before the first sound
         try:
             with self.replay() as source:
                 for packet in source:
