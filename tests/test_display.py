@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,9 @@ def test_fnac_demo_with_a_display_opens_the_window_that_fits_and_draws_the_map(t
             os.killpg(proc.pid, 9)
     assert proc.returncode == 0, output[-3000:]
     assert f"wrote {shot}" in output and "Traceback" not in output
+    deadline = time.monotonic() + 5.0  # xvfb-run signals the X server as it leaves
+    while session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert session_processes(proc.pid) == []  # the workers and the X server are gone
     picture = np.asarray(Image.open(shot).convert("RGB"))
     height, width = picture.shape[:2]
