@@ -158,3 +158,44 @@ def plain_help_everywhere(parser: argparse.ArgumentParser, subcommands) -> None:
         command.add_argument(
             "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
         )
+
+
+def add_json_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--json PATH``, with the one meaning every command gives it: write ``what`` to the file
+    PATH as JSON."""
+    parser.add_argument(
+        "--json", dest="json_out", metavar="PATH", default=None, help=f"write {what} here (JSON)"
+    )
+
+
+def check_writable(*paths: str | None) -> None:
+    """Refuse, before any work, an output path that is a folder, lies under a file, or lies in a
+    folder this user cannot write (None passes): one line naming it. Missing folders are fine:
+    the writers create them."""
+    import os
+    from pathlib import Path
+
+    for path in paths:
+        if path is None:
+            continue
+        target = Path(path)
+        if target.is_dir():
+            raise ValueError(f"{path} is a folder: give the name of a file to write")
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise NotADirectoryError(f"cannot write {path}: {folder} is a file, not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write {path}: {folder} is not writable by you")
+
+
+def write_json(path: str | None, payload: Any) -> None:
+    """``--json PATH``'s output, and one ``wrote PATH`` line (nothing without a path)."""
+    import json
+    from pathlib import Path
+
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {path}")

@@ -16,7 +16,7 @@ from fnac.image import load_image, test_transform
 from fnac.model import FNAC
 
 
-def _configs(model: FNAC) -> tuple[AudioConfig, ImageConfig]:
+def configs_of(model: FNAC) -> tuple[AudioConfig, ImageConfig]:
     info = getattr(model, "info", None)
     return (info.audio, info.image) if info is not None else (AudioConfig(), ImageConfig())
 
@@ -30,7 +30,6 @@ def read_inputs(
     return (load_image(image_path), *load_wav(audio_path))
 
 
-@torch.no_grad()
 def localize_files(
     model: FNAC,
     image_path: str | Path,
@@ -43,9 +42,26 @@ def localize_files(
     ``size`` defaults to the model's input size (224 x 224, the evaluation grid); pass the image's
     (height, width) for an overlay. Audio at another rate is resampled to the model's.
     """
-    audio_cfg, image_cfg = _configs(model)
-    device = next(model.parameters()).device
     image, wave, rate = read_inputs(image_path, audio_path)
+    return localize_arrays(model, image, wave, rate, size, mode)
+
+
+@torch.no_grad()
+def localize_arrays(
+    model: FNAC,
+    image: Image.Image | np.ndarray,
+    wave: np.ndarray,
+    rate: int,
+    size: tuple[int, int] | None = None,
+    mode: str = "bicubic",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``localize_files`` on what the files held: an RGB image (PIL, or an (H, W, 3) uint8 array),
+    (C, N) samples at ``rate``. The sound goes through the published clip rule (its centred 3 s)
+    and the picture through the published test transform."""
+    audio_cfg, image_cfg = configs_of(model)
+    device = next(model.parameters()).device
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
     frame = test_transform(image_cfg)(image).unsqueeze(0).to(device)
     spec = clip_spectrogram(wave, rate, audio_cfg).unsqueeze(0).to(device)  # (1, 1, F, T)
     _, _, raw = model.eval()(frame, spec)  # (1, h, w)

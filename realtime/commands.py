@@ -14,7 +14,16 @@ import json
 import sys
 from pathlib import Path
 
-from fnac.flags import non_negative_float, positive_float, positive_int
+from fnac.flags import (
+    add_json_flag,
+    check_writable,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    sample_rate,
+    unit,
+    write_json,
+)
 from fnac.weights import checkpoint_path
 from realtime.backends import BACKENDS, DEFAULT_BACKEND, default_engine_dir
 
@@ -70,7 +79,18 @@ def add_standby_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+LOCALIZE_DOC = """Localize the sound of AUDIO in PICTURE, as the live app localizes a frame.
+
+PICTURE: an image, or a video (its middle frame, or the one at --at SECONDS). AUDIO: any sound file
+the live sources read (WAV, FLAC, OGG / Opus, MP3, M4A) or a video's track; left out, a video
+PICTURE's own track. The model hears the published clip: the sound's centred 3 s, or, from the
+picture's own video, the 3 s centred on its frame. Prints the peak, the box, the sounding
+confidence and the verdict; --out draws them as fnac run --out does (heat fading when nothing
+sounds, peak, box, confidence), --json writes them with the raw map."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    _register_localize(sub)
     p = sub.add_parser(
         "run",
         help="the headless live loop: source -> FNAC -> JSON lines / mp4",
@@ -122,7 +142,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seconds", type=positive_float, default=10.0, help="per run (live and capacity)"
     )
-    p.add_argument("--json", dest="json_out", default=None)
+    add_json_flag(p, "the report")
     p.add_argument("--checkpoint", default=None, help="default: a random 224-px FNAC")
     p.add_argument(
         "--backends", default=None, help="comma-separated (default: every available one)"
@@ -148,7 +168,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, help="default: the shipped demo checkpoint")
     add_engine_flags(p)
     p.add_argument("--max-growth-mb", type=non_negative_float, default=64.0)
-    p.add_argument("--json", default=None, help="write the samples and the verdict here")
+    add_json_flag(p, "the samples and the verdict")
     p.set_defaults(func=soak_command)
 
     p = sub.add_parser(
@@ -205,6 +225,72 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=capture_command)
 
 
+def _register_localize(sub: argparse._SubParsersAction) -> None:
+    from fnac.overlay import COLORMAPS, DEFAULT_COLORMAP
+    from realtime.render import Style
+
+    p = sub.add_parser(
+        "localize",
+        help="where the sound of an audio (or video) file is in an image (or video frame)",
+        description=LOCALIZE_DOC,
+    )
+    p.add_argument(
+        "--checkpoint", default=None, help="default (or 'demo'): the shipped demo checkpoint"
+    )
+    p.add_argument("--image", required=True, metavar="PICTURE", help="image or video file")
+    p.add_argument(
+        "--audio", default=None, help="sound or video file (default: PICTURE's own track)"
+    )
+    p.add_argument(
+        "--at", type=non_negative_float, default=None, metavar="SECONDS",
+        help="a video PICTURE's frame at this time (default: its middle)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sample-rate",
+        type=sample_rate,
+        default=None,
+        help="rate the model was trained at (published checkpoints record none)",
+    )
+    p.add_argument("--out", default=None, help="write the drawn picture here (PNG, JPEG)")
+    p.add_argument(
+        "--opacity", type=unit, default=Style().opacity, help="of the heat at full confidence"
+    )
+    p.add_argument("--colormap", choices=COLORMAPS, default=DEFAULT_COLORMAP)
+    add_json_flag(p, "the raw map, peak, box, confidence and sounding verdict")
+    p.set_defaults(func=localize_command)
+
+
+def localize_command(args: argparse.Namespace) -> int:
+    check_writable(args.out, args.json_out)
+    from realtime.still import read_inputs
+
+    inputs = read_inputs(args.image, args.audio, args.at)  # a bad file: one line, before the model
+    from fnac.checkpoint import load_checkpoint
+    from realtime.recording import drawn
+    from realtime.render import Style
+    from realtime.still import localize_still
+
+    model = load_checkpoint(checkpoint_path(args.checkpoint), sample_rate=args.sample_rate)
+    found = localize_still(model, inputs)
+    height, width = inputs.picture.shape[:2]
+    verdict = "sounding" if found.sounding else "not sounding"
+    print(
+        f"peak at x={found.peak[0]}, y={found.peak[1]} of {width}x{height}, box "
+        f"{list(found.box)}; confidence {found.confidence:.2f} ({verdict})"
+    )
+    if args.out:
+        from PIL import Image
+
+        style = Style(colormap=args.colormap, opacity=args.opacity)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(drawn(inputs.picture.copy(), found, style)).save(args.out)
+        print(f"wrote {args.out}")
+    size = {"width": width, "height": height}
+    at = {} if inputs.frame_time is None else {"frame_time": round(inputs.frame_time, 4)}
+    write_json(args.json_out, {**found.to_json(), "picture": size, **at})
+    return 0
+
+
 def run_command(args: argparse.Namespace) -> int:
     from realtime.pipeline import (
         LiveConfig,
@@ -220,6 +306,7 @@ def run_command(args: argparse.Namespace) -> int:
     # checked here without torch: this process never imports it (2 s of start-up); the worker
     # reads the file and says in one line what is wrong with one that is no checkpoint
     args.checkpoint = checkpoint_path(args.checkpoint)
+    check_writable(args.jsonl, args.out)
     server_keys = read_key_file(args.keys, "server") if args.keys else None
     total, wall_s, source_s = offline_plan(args)  # said before any source is opened
     if args.listen:
@@ -283,6 +370,7 @@ def bench_command(args: argparse.Namespace) -> int:
     from realtime.bench import bench, chosen_backends, table
 
     backends = chosen_backends(args.backends)
+    check_writable(args.json_out)
     if args.checkpoint is not None:  # 'demo' names the shipped one; none: a random 224-px model
         args.checkpoint = checkpoint_path(args.checkpoint)
     report = bench(args.checkpoint, backends, args.seconds, args.engine)
@@ -292,9 +380,7 @@ def bench_command(args: argparse.Namespace) -> int:
 
         report["threads"] = measure(checkpoint_path(args.checkpoint), args.seconds)
         print(report["threads"]["reason"])
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json_out}")
+    write_json(args.json_out, report)
     return 0
 
 
@@ -303,10 +389,10 @@ def soak_command(args: argparse.Namespace) -> int:
     from realtime.soak import soak
 
     checkpoint = checkpoint_path(args.checkpoint)
+    check_writable(args.json_out)
     config = LiveConfig("synthetic", checkpoint, args.backend, engine_dir=args.engine)
     report = soak(config, args.seconds, args.every, args.max_growth_mb)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json_out, report)
     print(
         f"{'ok' if report['ok'] else 'FAILED'}: {report['frames']} frames in "
         f"{args.seconds:.0f} s; memory {report['rss_first_mb']:.0f} -> "

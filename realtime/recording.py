@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.messages import AudioPacket, FramePacket, LiveResult
-from realtime.render import Style, annotate
+from realtime.render import Drawable, Style, annotate
 from realtime.sources import Source, quiet_opencv, scaled_truth
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ DEFAULT_FPS = 30.0  # a replayed source whose rate is not known
 NO_SOUND_AFTER = 60  # frames replayed before any sound: the video is written without it
 
 
-def caption(rgb: np.ndarray, result: LiveResult) -> np.ndarray:
+def caption(rgb: np.ndarray, result: Drawable) -> np.ndarray:
     """The sounding confidence written in the top-left corner, in place."""
     cv2 = quiet_opencv()
     cv2.putText(
@@ -45,7 +45,7 @@ def caption(rgb: np.ndarray, result: LiveResult) -> np.ndarray:
     return rgb
 
 
-def drawn(rgb: np.ndarray, result: LiveResult | None, style: Style) -> np.ndarray:
+def drawn(rgb: np.ndarray, result: Drawable | None, style: Style) -> np.ndarray:
     """One frame of the video: ``rgb`` with ``result``'s overlay (as it is before any result)."""
     if result is None:
         return rgb

@@ -7,13 +7,13 @@ Shared by the annotated-mp4 sink and the live window (numpy and OpenCV only, no 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from fnac.localization import upsample_heat
 from fnac.metrics import point_in_box
 from fnac.overlay import CLEAR_BELOW, DEFAULT_COLORMAP, blend, colormap_table, draw_box, draw_marker
-from realtime.messages import LiveResult
 from realtime.scoring import sounding_object
 from realtime.sources import quiet_opencv
 
@@ -35,13 +35,27 @@ class Style:
     truth: bool = True  # the sounding object's true outline and hit / miss, where known
 
 
+class Drawable(Protocol):
+    """What drawing a result reads: a processed frame's ``LiveResult``, or ``fnac localize``'s
+    ``realtime.still.StillResult``."""
+
+    @property
+    def drawn_map(self) -> np.ndarray: ...
+
+    confidence: float
+    sounding: bool
+    peak: tuple[int, int]
+    box: tuple[int, int, int, int]
+    truth: list[dict[str, Any]] | None
+
+
 def overlay_opacity(confidence: float, style: Style) -> float:
     """The heatmap's opacity: full at confidence 1, a faint ``faded`` trace at 0."""
     weight = style.faded + (1 - style.faded) * float(np.clip(confidence, 0.0, 1.0))
     return style.opacity * weight
 
 
-def annotate(rgb: np.ndarray, result: LiveResult, style: Style) -> np.ndarray:
+def annotate(rgb: np.ndarray, result: Drawable, style: Style) -> np.ndarray:
     """(H, W, 3) uint8 RGB frame + its result (raw map, peak, box, confidence, sounding, truth)
     -> the annotated (H, W, 3) uint8 RGB frame."""
     out = np.ascontiguousarray(rgb)
@@ -125,7 +139,7 @@ def dashed_polygon(
         cv2.polylines(rgb, [np.round(xy).astype(np.int32)], False, colour, thickness, cv2.LINE_AA)
 
 
-def draw_truth(rgb: np.ndarray, result: LiveResult) -> np.ndarray:
+def draw_truth(rgb: np.ndarray, result: Drawable) -> np.ndarray:
     """The sounding object's true outline (dashed; its box where the source gives no outline) and
     whether the predicted peak fell on its box: "hit" or "miss", the pointing test of the
     scores. Frames without ground truth, or in which nothing sounds, are left as they are."""

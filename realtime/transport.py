@@ -72,6 +72,7 @@ class Channel:
         curve: dict[str, bytes] | None = None,
     ) -> None:
         self.socket = context.socket(kind)
+        self.hwm = hwm
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, hwm)
         self.socket.setsockopt(zmq.RCVHWM, hwm)
@@ -114,14 +115,23 @@ class Channel:
                 self.malformed += 1
                 timeout_ms = 0 if timeout_ms is not None else None
 
-    def drain(self, limit: int | None = None) -> list[Message]:
-        """The messages waiting now, in order, at most ``limit`` of them (never blocks)."""
-        out = []
+    def drain(self, limit: int | None = None, settle_ms: int = 0) -> list[Message]:
+        """The messages waiting now, in order, at most ``limit`` of them. ``settle_ms``: when
+        none is left after a full receiving queue's worth, wait that long for more: a receiving
+        queue smaller than the sender's refills from it only as it is read, so a drain that
+        stopped there would leave older messages waiting at the sender. (A queue found less
+        than full had nothing more behind it: no wait.)"""
+        out: list[Message] = []
+        since = 0  # messages taken since the queue was last found empty
         while limit is None or len(out) < limit:
             msg = self.recv(timeout_ms=0)
             if msg is None:
+                if settle_ms and since >= max(1, self.hwm - 1) and self.socket.poll(settle_ms):
+                    since = 0
+                    continue
                 return out
             out.append(msg)
+            since += 1
         return out
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from realtime.messages import (
+    AudioPacket,
     CaptureSpec,
     EndOfStream,
     FramePacket,
@@ -43,12 +44,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 0.5
 DRAIN_LIMIT = 500  # messages taken from the input per turn
-# The capture -> inference link holds at most this many messages on each side (ZeroMQ counts
-# messages, not bytes): 32 frames of 640x480 are 29 MB, of 1080p 199 MB. Live, that is about half
-# a second of packets; a producer faster than the inference worker fills it and then loses
-# packets, counted, instead of growing the worker's memory (with 10 000 it grew by 2.8 GB in
-# the 10 s of tests/test_pipeline.py's 640x480 flood).
-LINK_HWM = 32
+DRAIN_SETTLE_MS = 2  # a drain that emptied a full inbox waits this long for the sender to refill it
+# The capture -> inference link is bounded by the bytes of the frames in it, not by a count of
+# messages shared with audio (ZeroMQ counts messages, not bytes; a block of audio is a few kB, a
+# 640x480 frame 0.9 MB, a 1080p one 6.2 MB). The capture side holds as many messages as
+# LINK_FRAME_BYTES of its frames (``link_hwm``: 36 of 640x480, 5 of 1080p; audio blocks share
+# the count), the inference side INBOX_HWM more. A producer faster than the inference worker
+# fills it and then loses frames, counted, never audio, instead of growing memory (with 10 000
+# messages the worker grew by 2.8 GB in the 10 s of tests/test_pipeline.py's 640x480 flood).
+LINK_FRAME_BYTES = 32 * 2**20
+MIN_LINK_HWM, MAX_LINK_HWM = 4, 64
+INBOX_HWM = 4
 # Offline (a file read unpaced, every frame kept) the link holds only a few packets: the reader
 # waits for the inference worker instead of running ahead, and a frame's latency (from its read)
 # is its own processing, not a queue.
@@ -58,6 +64,20 @@ END_OF_STREAM_WAIT_S = 5.0
 # the time the consumer could take it, newer frames have come. Audio always waits (a device
 # faster than real time loses blocks at its own bounded queue, counted there, not here).
 FRAME_WAIT_S = 0.1
+
+
+def link_hwm(frame_bytes: int | None, realtime: bool) -> int:
+    """How many messages the capture side of the link may hold, for frames of ``frame_bytes``
+    (None: no frame came): ``LINK_FRAME_BYTES`` of them live, a few offline."""
+    if not realtime:
+        return OFFLINE_LINK_HWM
+    if not frame_bytes:
+        return MIN_LINK_HWM
+    return max(MIN_LINK_HWM, min(MAX_LINK_HWM, LINK_FRAME_BYTES // frame_bytes))
+
+
+# Packets read before the first frame (audio) held back while the link waits to be sized by it.
+SIZING_PACKETS = 64
 
 
 def _ignore_sigint() -> None:
@@ -105,8 +125,7 @@ def capture_main(spec: CaptureSpec) -> None:
     from realtime.sources import fit_frame, open_source, prepare
 
     context = zmq.Context()
-    hwm = LINK_HWM if spec.realtime else OFFLINE_LINK_HWM
-    out = Channel(context, zmq.PUSH, spec.frames, bind=False, hwm=hwm, curve=spec.curve)
+    out: Channel | None = None  # opened once the first frame says how large frames are
     status = None
     if spec.status:
         _ignore_sigint()
@@ -127,22 +146,47 @@ def capture_main(spec: CaptureSpec) -> None:
             rate = _wait_at_gate(spec.gate)
             if rate is None:  # the pipeline is gone: nothing to capture for
                 return
+
+        def send(packet: FramePacket | AudioPacket) -> None:
+            nonlocal sent, unsent
+            wait_s = None  # audio is never dropped here: it waits for room
+            if isinstance(packet, FramePacket):
+                wait_s = FRAME_WAIT_S if spec.realtime else None
+            if _deliver(out, packet.to_wire(), wait_s=wait_s, idle=beat):
+                sent += 1
+            else:
+                unsent += 1
+                if unsent == 1:
+                    log.warning("the inference side is behind: frames are dropped, counted")
+            beat()
+
+        def open_link(first_frame: FramePacket | None) -> Channel:
+            size = first_frame.image.nbytes if first_frame is not None else None
+            hwm = link_hwm(size, spec.realtime)
+            return Channel(context, zmq.PUSH, spec.frames, bind=False, hwm=hwm, curve=spec.curve)
+
+        held: list[FramePacket | AudioPacket] = []  # until the first frame sizes the link
         options = spec.source_options(rate)
         with open_source(spec.source, realtime=spec.realtime, **options) as packets:
             for packet in packets:
-                wait_s = None  # audio is never dropped here: it waits for room
                 if isinstance(packet, FramePacket):
                     packet = fit_frame(packet)  # a 4K frame is 25 MB on the link
-                    wait_s = FRAME_WAIT_S if spec.realtime else None
                     if not spec.realtime:  # offline: its latency starts now, when it was read
                         packet.read = time.monotonic()
-                if _deliver(out, packet.to_wire(), wait_s=wait_s, idle=beat):
-                    sent += 1
-                else:
-                    unsent += 1
-                    if unsent == 1:
-                        log.warning("the inference side is behind: packets are dropped, counted")
-                beat()
+                if out is None:
+                    held.append(packet)
+                    if isinstance(packet, FramePacket) or len(held) >= SIZING_PACKETS:
+                        frame = packet if isinstance(packet, FramePacket) else None
+                        out = open_link(frame)
+                        for waiting in held:
+                            send(waiting)
+                        held.clear()
+                    continue
+                send(packet)
+        if out is None:  # the source ended before its first frame
+            out = open_link(None)
+            for waiting in held:
+                send(waiting)
         end = EndOfStream(sent, unsent).to_wire()
         _deliver(out, end, wait_s=None if not spec.realtime else END_OF_STREAM_WAIT_S, idle=beat)
         if status and not spec.realtime:  # under the pipeline's supervisor, offline
@@ -153,7 +197,8 @@ def capture_main(spec: CaptureSpec) -> None:
         raise
     finally:
         time.sleep(0.2)  # let the last messages leave
-        out.close()
+        if out is not None:
+            out.close()
         if status:
             status.close()
         context.term()
@@ -241,7 +286,7 @@ def inference_main(spec: InferenceSpec, go: Any = None) -> None:
                 context.destroy(linger=0)
                 return
         auth = authenticate_clients(context, spec.curve["client_public"]) if spec.curve else None
-        hwm = OFFLINE_LINK_HWM if spec.every_frame else LINK_HWM
+        hwm = OFFLINE_LINK_HWM if spec.every_frame else INBOX_HWM
         inbox = Channel(context, zmq.PULL, spec.inputs, bind=True, hwm=hwm, curve=spec.curve)
         outbox = Channel(context, zmq.PUB, spec.results, bind=True, hwm=100)
     except Exception as exc:  # a bad checkpoint, backend or address: said once, then exit
@@ -283,7 +328,11 @@ def _serve(
         batch = []
         if not intake.full:
             first = inbox.recv(timeout_ms=5 if intake.held else 100)
-            batch = ([first] if first else []) + inbox.drain(limit=DRAIN_LIMIT)
+            # live: the whole link, not one inbox's worth (INBOX_HWM), since what stays at the
+            # sender ages; offline the link is the reader's brake and only the inbox is taken
+            settle = 0 if every_frame else DRAIN_SETTLE_MS
+            more = inbox.drain(limit=DRAIN_LIMIT, settle_ms=settle) if first else []
+            batch = ([first] if first else []) + more
         frame = intake.next_frame(packet_from_wire(msg) for msg in batch)
         if frame is not None:
             frame = fit_frame(frame)  # the image published is the one localized

@@ -112,13 +112,14 @@ def test_localize_writes_an_overlay(files):
         "--out",
         out,
         "--json",
+        files / "found.json",
     )
     assert result.returncode == 0, result.stderr
     assert "records no sample rate" in result.stderr  # published format: the warning shows
     from PIL import Image
 
     assert Image.open(out).size == (120, 90)
-    payload = json.loads(result.stdout.splitlines()[-1])
+    payload = json.loads((files / "found.json").read_text())
     assert np.asarray(payload["map"]).shape == (7, 7)
     assert 0 <= payload["peak"][0] < 120 and 0 <= payload["peak"][1] < 90
 
@@ -150,7 +151,7 @@ def test_localize_writes_an_overlay(files):
                 "--audio",
                 "{root}/frame.png",
             ],
-            "not a readable WAV",
+            "has no audio track",
         ),
         (["train", "--data", "{root}/nowhere"], "does not exist"),
         (
@@ -203,12 +204,40 @@ def _outside(bounds: tuple[float, float]) -> str:
     return str(lo - 1) if math.isfinite(lo) else str(hi + 1) if math.isfinite(hi) else "nan"
 
 
+def test_json_means_one_thing_in_every_command():
+    """``--json PATH``: a file to write the command's report to, wherever it is taken."""
+    takers = []
+    for name, parser in every_command().items():
+        for action in parser._actions:
+            if "--json" in action.option_strings:
+                assert action.dest == "json_out" and action.nargs is None, name
+                assert action.metavar == "PATH" and "here (JSON)" in action.help, name
+                takers.append(name)
+    assert set(takers) == {"localize", "eval", "bench-train", "bench", "soak"}
+
+
+def test_one_name_for_the_test_set_layout(tmp_path):
+    """``--testset`` in fnac train and fnac eval, with the same choices; the name of earlier
+    builds (``--test-kind``, ``test_kind`` in a config file) is still taken."""
+    from train.config import load_config_file
+
+    commands = every_command()
+    choices = {}
+    for name in ("train", "eval"):
+        action = next(a for a in commands[name]._actions if "--testset" in a.option_strings)
+        choices[name] = action.choices
+    assert choices["train"] == choices["eval"] and "flickr" in choices["eval"]
+    old = commands["train"].parse_args(["--data", "x", "--test-kind", "flickr"])
+    assert old.testset == "flickr"
+    (tmp_path / "old.json").write_text('{"test_kind": "duet"}')
+    assert load_config_file(tmp_path / "old.json") == {"testset": "duet"}
+
+
 def test_every_numeric_flag_is_checked_when_parsed(capsys):
     commands = every_command()
     assert list(commands) == [
-        "localize", "info", "synth", "pretrain-image", "train", "eval", "bench-train",
-        "experiment", "tour", "run", "bench", "soak", "export", "devices", "keys", "capture",
-        "live", "demo",
+        "info", "synth", "pretrain-image", "train", "eval", "bench-train", "experiment", "tour",
+        "localize", "run", "bench", "soak", "export", "devices", "keys", "capture", "live", "demo",
     ]  # fmt: skip
     checked = []
     for name, parser in commands.items():
@@ -364,6 +393,12 @@ def test_tour_end_to_end(tmp_path):
     ):
         assert (out / name).is_file(), name
     assert len(list((out / "overlays").rglob("*.png"))) >= 8
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    assert size <= 150e6, f"the tour leaves {size / 1e6:.0f} MB"
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### `fnac tour`") : readme.index("### `fnac localize`")]
+    for entry in out.iterdir():  # every output is documented where the README shows the tour
+        assert f"`{entry.name}" in section, entry.name
 
 
 def test_demo_headless_writes_the_video_and_the_summary(tmp_path):

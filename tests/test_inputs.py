@@ -145,10 +145,10 @@ def test_localize_refuses_bad_images_before_loading_the_model(files, capsys, nam
 def test_localize_gives_no_result_for_non_finite_audio(files, capsys, name):
     """The review's finding: a WAV of NaN gave 'peak at x=0, y=0 ... raw map max nan' and one of
     inf a plausible map (the clip rule's clamp made it full scale), both with exit code 0."""
-    args = ["localize", "--checkpoint", str(files / "model.pth"), "--json"]
+    args = ["localize", "--checkpoint", str(files / "model.pth"), "--json", str(files / "j")]
     code = main([*args, "--image", str(files / "frame.png"), "--audio", str(files / name)])
     assert code == 2
-    assert capsys.readouterr().out == ""  # no map, no peak
+    assert capsys.readouterr().out == "" and not (files / "j").exists()  # no map, no peak
 
 
 def test_localize_files_refuses_non_finite_audio(files):

@@ -442,6 +442,35 @@ def test_a_killed_capture_worker_is_restarted_and_results_resume(checkpoint):
     assert not processes_mentioning("fnac-ipc-")
 
 
+def test_the_link_is_bounded_by_the_bytes_of_its_frames_not_by_a_count():
+    """The capture side holds as many messages as LINK_FRAME_BYTES of frames (audio blocks,
+    a few kB, share the count), so 1080p frames get fewer places than 640x480 ones and the
+    bytes in the link stay bounded whatever the frame size."""
+    from realtime.workers import (
+        INBOX_HWM,
+        LINK_FRAME_BYTES,
+        MAX_LINK_HWM,
+        MIN_LINK_HWM,
+        OFFLINE_LINK_HWM,
+        link_hwm,
+    )
+
+    places = {}
+    for width, height in ((320, 240), (640, 480), (1280, 720), (1920, 1080)):
+        frame = width * height * 3
+        places[height] = link_hwm(frame, realtime=True)
+        assert MIN_LINK_HWM <= places[height] <= MAX_LINK_HWM
+        assert places[height] * frame <= LINK_FRAME_BYTES
+        # both sides together: LINK_FRAME_BYTES and a few of the largest frames (1080p, where
+        # larger ones are shrunk) at most: 57 MiB, where 32 messages a side held 400 MB of 1080p
+        assert (
+            places[height] + INBOX_HWM
+        ) * frame <= LINK_FRAME_BYTES + INBOX_HWM * 1920 * 1080 * 3
+    assert places[240] > places[480] > places[720] > places[1080] >= MIN_LINK_HWM
+    assert link_hwm(1080 * 1920 * 3, realtime=False) == OFFLINE_LINK_HWM
+    assert link_hwm(None, realtime=True) == MIN_LINK_HWM  # a stream that ended before a frame
+
+
 @pytest.mark.slow  # 10 s of flood
 def test_a_flood_from_a_fast_producer_is_dropped_and_memory_stays_bounded(checkpoint):
     """A peer that pushes 640x480 frames and audio as fast as it can (a misbehaving device or

@@ -187,3 +187,29 @@ def test_bad_key_files_are_clear_errors(tmp_path):
         read_key_file(tmp_path / "k", "server")
     with pytest.raises(TransportError, match="not a client key file"):
         read_key_file(tmp_path / "missing", "client")
+
+
+def test_a_drain_takes_what_waits_at_the_sender_not_one_inbox_s_worth():
+    """The inference side's inbox holds 4 messages and the capture side's queue many more: a
+    drain that stopped when the inbox was empty would leave the rest to age at the sender (the
+    live latency then grows with the queue); with a short settle it takes them all, in order."""
+    folder = private_dir()
+    context = zmq.Context()
+    endpoint = ipc_endpoint(folder, "t")
+    inbox = Channel(context, zmq.PULL, endpoint, bind=True, hwm=4)
+    sender = Channel(context, zmq.PUSH, endpoint, bind=False, hwm=40)
+    try:
+        image = np.zeros((120, 160, 3), np.uint8)
+        for seq in range(40):
+            assert sender.send(Message("frame", seq, arrays={"image": image}))
+        first = inbox.recv(timeout_ms=2000)
+        assert first is not None and first.seq == 0
+        taken = [m.seq for m in inbox.drain(limit=500, settle_ms=20)]
+        assert taken == list(range(1, 40))
+    finally:
+        sender.close()
+        inbox.close()
+        context.term()
+        for p in folder.iterdir():
+            p.unlink()
+        folder.rmdir()

@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fnac.localization import BOX_LEVEL
-from train.config import AT_LEAST_0, AT_LEAST_1, INF, opt
+from train.config import AT_LEAST_0, AT_LEAST_1, INF, TESTSET_KINDS, opt
 
 if TYPE_CHECKING:
     from fnac.model import FNAC
     from train.datasets import TestSet
 
 log = logging.getLogger(__name__)
-TESTSET_KINDS = ("auto", "vggss", "flickr", "duet")
 WORLD_TESTSETS = ("test", "flickr_test", "duet_test")  # what `fnac synth` writes, in this order
 
 

@@ -11,15 +11,20 @@ Heavy dependencies (torch) are imported inside the commands, so ``fnac --help`` 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import train.experiment
 import train.throughput
 import train.tour
-from fnac.flags import add_dataclass_flags, dataclass_values
+from fnac.flags import (
+    add_dataclass_flags,
+    add_json_flag,
+    check_writable,
+    dataclass_values,
+    write_json,
+)
 from train.checkpoint_eval import EvalConfig
-from train.config import PRESETS, TrainConfig
+from train.config import PRESETS, TESTSET_KINDS, TrainConfig
 from train.experiment import ExperimentConfig
 from train.object_pretrain import PretrainConfig
 from train.synth import SynthConfig
@@ -120,6 +125,10 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/latest.pth")
     # Only the flags given override: a preset or a config file may have set the others.
     add_dataclass_flags(p, TrainConfig, suppress_defaults=True)
+    p.add_argument(  # the name of earlier builds, still taken (one name is shown: --testset)
+        "--test-kind", dest="testset", choices=TESTSET_KINDS, default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )  # fmt: skip
     p.set_defaults(func=train_command)
 
 
@@ -147,7 +156,7 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
         "figures on duet sets, AP / max-F1 on silent pairs.",
     )
     add_dataclass_flags(p, EvalConfig)
-    p.add_argument("--json", dest="json_out", default=None, help="write the report here")
+    add_json_flag(p, "the report (figures, per-sample lists)")
     p.add_argument(
         "--calibrate",
         metavar="OUT.pth",
@@ -190,12 +199,11 @@ def eval_command(args: argparse.Namespace) -> int:
     from train.checkpoint_eval import evaluate_checkpoint, open_testsets, write_outputs
 
     config = EvalConfig(**dataclass_values(args, EvalConfig))
+    check_writable(args.json_out, args.plot, args.calibrate)
     testsets = open_testsets(config)
     # Said before the evaluation, not after it.
     if args.calibrate and not any(getattr(t, "silent", None) for t in testsets):
         raise ValueError(_NO_SILENT_PAIRS)
-    if args.calibrate and Path(args.calibrate).is_dir():
-        raise ValueError(f"--calibrate {args.calibrate} is a folder: give the file to write")
     model, reports = evaluate_checkpoint(config, testsets)
     if args.calibrate:
         _calibrate(model, reports, args.calibrate, config.data)
@@ -213,7 +221,7 @@ def _register_bench_train(sub: argparse._SubParsersAction) -> None:
         description=train.throughput.__doc__,
     )
     add_dataclass_flags(p, BenchTrainConfig)
-    p.add_argument("--json", dest="json_out", default=None, help="write the figures here")
+    add_json_flag(p, "the figures")
     p.set_defaults(func=bench_train_command)
 
 
@@ -221,14 +229,14 @@ def bench_train_command(args: argparse.Namespace) -> int:
     from train.throughput import bench_train
 
     settings = BenchTrainConfig(**dataclass_values(args, BenchTrainConfig))
+    check_writable(args.json_out)
     res = bench_train(settings)
     print(f"plain float32 eager loop: {res['plain_fp32_eager']['samples_per_s']:.2f} samples/s")
     print(
         f"fnac train ({res['fnac_train']['amp']}, channels_last, {settings.workers} workers): "
         f"{res['fnac_train']['samples_per_s']:.2f} samples/s  -> x{res['speedup']:.2f}"
     )
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(res, indent=2) + "\n")
+    write_json(args.json_out, res)
     return 0
 
 

@@ -38,13 +38,13 @@ from fnac.audio import clip_spectrogram, spec_augment
 from fnac.config import AudioConfig, ImageConfig
 from fnac.image import load_image, test_transform, train_transform
 from fnac.metrics import flickr_gt_map, vggss_gt_map
+from train.config import TESTSET_KINDS
 from train.media import VIDEO_SUFFIXES, MediaError, load_audio, video_clip
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
-TESTSET_KINDS = ("auto", "vggss", "flickr", "duet", "video")
 VGGSS_SHAPE = '[{"file": id, "class": name, "bbox": [[xmin, ymin, xmax, ymax], ...]}, ...]'
 DUET_SHAPE = '[{"file": id, "sources": [{"class": name, "bbox": [[xmin, ymin, xmax, ymax]]}, ...]}]'
 
@@ -557,7 +557,7 @@ def open_testset(
     root = Path(root)
     if not root.exists():
         raise DatasetError(f"test set {root} does not exist")
-    if kind not in TESTSET_KINDS:
+    if kind not in (*TESTSET_KINDS, "video"):  # video: one file, as training's test set
         raise DatasetError(f"unknown test set kind {kind!r}; choose one of {TESTSET_KINDS}")
     kind = detect_kind(root) if kind == "auto" else kind
     id_list = read_ids(ids) if ids else None

@@ -135,10 +135,16 @@ def video_clip(
     """
     frame, t = video_frame(path, time_s)
     audio, rate = load_audio(path)
+    return frame, centred_window(audio, rate, t, window_s), rate
+
+
+def centred_window(audio: np.ndarray, rate: int, t: float, window_s: float = 3.0) -> np.ndarray:
+    """The ``window_s`` seconds of (C, N) ``audio`` centred on time ``t``, shifted to stay inside
+    the track near its ends (the whole track when it is shorter)."""
     n = int(window_s * rate)
     start = int(round((t - window_s / 2) * rate))
     start = min(max(start, 0), max(audio.shape[1] - n, 0))
-    return frame, audio[:, start : start + n], rate
+    return audio[:, start : start + n]
 
 
 def _encoder(candidates: tuple[str, ...]) -> str:

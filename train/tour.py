@@ -2,8 +2,9 @@
 
 It writes a small synthetic world, trains FNAC on it for a few minutes, evaluates the result on
 every test set of the world (cIoU, AUC, multi-source and silent-pair figures), and leaves
-overlays, the success curve, the checkpoint and an example image / wav pair in ``tour-output/``.
-(``fnac demo`` is the live side.)
+overlays, the success curve, the checkpoint (float16 weights; the run's full training
+checkpoints are not kept) and an example image / wav pair in ``tour-output/``, about 70 MB in
+all. (``fnac demo`` is the live side.)
 """
 
 from __future__ import annotations
@@ -29,6 +30,29 @@ class TourConfig:
     test: int = opt(64, "test scenes (also duets, silent)", (4, INF))
     epochs: int = opt(3, "training epochs", AT_LEAST_1)
     seed: int = opt(0, "fixes the world and the training")
+
+
+def keep_weights(run: Path, checkpoint: Path) -> Path:
+    """The run's best model as ``checkpoint``, float16 weights without the training state (45
+    MB), and the run's two full checkpoints (270 MB each: weights, Adam's moments, RNG states)
+    removed; what they would resume, the tour makes again in minutes."""
+    from fnac.checkpoint import load_checkpoint, save_checkpoint
+
+    model = load_checkpoint(run / "best.pth")
+    info = model.info
+    save_checkpoint(
+        checkpoint,
+        model,
+        info.audio,
+        info.image,
+        trained_on=info.trained_on,
+        epoch=info.epoch,
+        metrics=info.metrics,
+        half=True,
+    )
+    for name in ("best.pth", "latest.pth"):
+        (run / name).unlink(missing_ok=True)
+    return checkpoint
 
 
 def run_tour(config: TourConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
@@ -79,8 +103,7 @@ def run_tour(config: TourConfig, echo: Callable[[str], None] = print) -> dict[st
         )
     )
     result = train(training)
-    checkpoint = out / "tour.pth"
-    shutil.copyfile(run / "best.pth", checkpoint)
+    checkpoint = keep_weights(run, out / "tour.pth")
     echo("[3/4] evaluating on every test set of the world")
     evaluation = EvalConfig(
         checkpoint=str(checkpoint), data=str(world), overlays=str(out / "overlays")

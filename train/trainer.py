@@ -167,7 +167,7 @@ class Trainer:
         self.testset = None
         if config.test_data:
             self.testset = open_testset(
-                config.test_data, config.test_kind, config.test_annotations, config.test_ids
+                config.test_data, config.testset, config.test_annotations, config.test_ids
             )
         self.amp = amp_dtype(config.amp, self.device)
         seed_everything(config.seed)
