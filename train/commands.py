@@ -144,7 +144,8 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
         help="evaluate a checkpoint on a test set (the published protocol)",
         description="Evaluate a published or fnac checkpoint: cIoU@0.5, cIoU@0.3, AUC and mean "
         "cIoU for AV, Obj and AV+Obj maps with bicubic and bilinear upsampling; multi-source "
-        "figures on duet sets, AP / max-F1 on silent pairs.",
+        "figures on duet sets, AP / max-F1 on silent pairs; on AVSBench S4 / MS3 also against "
+        "the masks' boxes, mIoU and F-score.",
     )
     add_dataclass_flags(p, EvalConfig)
     p.add_argument("--json", dest="json_out", default=None, help="write the report here")
