@@ -108,7 +108,7 @@ def load_image(path: str | Path) -> Image.Image:
 
 
 def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A ground-truth mask file -> (H, W) bool, read as AVSBench's own loaders read it:
+    """A ground-truth mask file -> (H, W) bool, read as AVSBench's own S4 loader reads it:
     ``Image.convert('1')``, so a binary 0 / 255 mask (grey, palette or RGB) is foreground where
     its pixel is above 127 (grey levels between would be dithered, as there). ``size`` (width,
     height): the size it must have (its frame's), else a ValueError naming both."""

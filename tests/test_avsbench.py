@@ -28,7 +28,7 @@ from scipy.io import wavfile
 from fnac.config import AudioConfig, ImageConfig
 from fnac.model import FNAC, ModelConfig
 from train.datasets import AVDataset, DatasetError, collate_skipping, open_testset
-from train.evaluate import evaluate
+from train.evaluate import evaluate, evaluate_av
 
 SIDE, SECONDS = 224, 5.0  # AVSBench's frames and clips
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
@@ -441,6 +441,12 @@ def test_missing_and_broken_files_are_counted_and_reported(tmp_path, model, capl
     for variant in ("av", "obj", "av+obj"):
         figures = report["results"]["bilinear"][variant]
         assert {"box/auc", "miou", "fscore"} <= set(figures) and 0 <= figures["fscore"] <= 1
+    # what training reports after each epoch, on an AVSBench set given as its test set
+    headline_figures = evaluate_av(
+        model, testset, AudioConfig(sample_rate=8000), ImageConfig(size=64)
+    )
+    assert headline_figures == {k: report["results"]["bicubic"]["av"][k] for k in headline_figures}
+    assert set(headline_figures) == {"ciou@0.5", "ciou@0.3", "auc", "mean_ciou"}
     said = headline(report)
     assert "6 frames, 1 with an empty mask" in said and "2 skipped at loading" in said
     assert "left out: 1 no frame, 1 no mask, 5 no audio" in said and "mIoU" in said

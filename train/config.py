@@ -37,7 +37,9 @@ class TrainConfig:
     out: str = opt("runs/fnac", "run folder: best.pth, latest.pth, config.json, tb/")
     ids: str | None = opt(None, "id list restricting the training set (flickr_10k.txt, ...)")
     test_data: str | None = opt(None, "evaluated after every epoch when given")
-    test_kind: str = opt("auto", "auto, vggss, flickr or duet (auto: from the folder)")
+    test_kind: str = opt(
+        "auto", "auto, vggss, flickr, duet, avsbench-s4 or avsbench-ms3 (auto: from the folder)"
+    )
     test_annotations: str | None = opt(None, "vggss.json-style boxes of the test set")
     test_ids: str | None = opt(None, "id csv of the test set (vggss_test.csv, ...)")
     epochs: int = opt(20, "published: 20-30", AT_LEAST_1)
