@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fnac.localization import BOX_LEVEL
+from train.avsbench import SPLITS as AVSBENCH_SPLITS
 from train.config import AT_LEAST_0, AT_LEAST_1, INF, opt
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class EvalConfig:
     annotations: str | None = opt(None, "vggss.json-style boxes")
     ids: str | None = opt(None, "id csv (vggss_test.csv, flickr_test.csv, ...)")
     pairs: str | None = opt(None, "silent pairs csv (*_test_plus_silent.csv)")
-    split: str = opt("test", "AVSBench split to evaluate", choices=("test", "val"))
+    split: str = opt("test", "AVSBench split to evaluate", choices=AVSBENCH_SPLITS)
     sample_rate: int | None = opt(
         None, "rate the model was trained at (published checkpoints record none)", (1000, INF)
     )
