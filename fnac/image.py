@@ -107,6 +107,27 @@ def load_image(path: str | Path) -> Image.Image:
     return rgb
 
 
+def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A ground-truth mask file -> (H, W) bool, read as AVSBench's own S4 loader reads it:
+    ``Image.convert('1')``, so a binary 0 / 255 mask (grey, palette or RGB) is foreground where
+    its pixel is above 127 (grey levels between would be dithered, as there). ``size`` (width,
+    height): the size it must have (its frame's), else a ValueError naming both."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file {path} does not exist")
+    try:
+        with Image.open(path) as img:
+            mask = np.array(img.convert("1"), dtype=bool)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path} is not a readable mask image ({exc}); re-save it as PNG") from exc
+    if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
+        raise ValueError(
+            f"mask {path} is {mask.shape[1]}x{mask.shape[0]}, its frame {size[0]}x{size[1]}: "
+            "a mask must be drawn on its own frame; replace it with that frame's mask"
+        )
+    return mask
+
+
 def preprocess_frame(
     frame: np.ndarray, config: ImageConfig | None = None, bgr: bool = True
 ) -> torch.Tensor:

@@ -12,6 +12,10 @@ import numpy as np
 #: cIoU thresholds of the success curve: 0, 0.05, ..., 1.0 (computed as 0.05 * i, as published).
 SUCCESS_THRESHOLDS = np.array([0.05 * i for i in range(21)])
 FLICKR_GRID = 256  # Flickr-SoundNet boxes are given on a 256 x 256 grid
+#: AVSBench's F-score: beta^2 = 0.3 (precision weighs more than recall) and 255 thresholds evenly
+#: spaced in [0, 1 - 1e-10], in float32 as its torch code makes them (where 1 - 1e-10 is 1.0).
+FSCORE_BETA2 = 0.3
+FSCORE_THRESHOLDS = np.linspace(0.0, 1.0 - 1e-10, 255).astype(np.float32)
 
 
 def median_threshold(pred_map: np.ndarray) -> float:
@@ -67,6 +71,72 @@ def vggss_gt_map(boxes: Iterable[Sequence[float]], size: int = 224) -> np.ndarra
         )
         gt[ymin:ymax, xmin:xmax] = 1
     return gt
+
+
+def mask_box_map(mask: np.ndarray) -> np.ndarray:
+    """A segmentation mask -> the binary map of its bounding box (one box around every foreground
+    pixel, same shape), the ground truth of the papers that score a mask set with boxes. An empty
+    mask gives an empty map."""
+    mask = np.asarray(mask) > 0
+    box = np.zeros(mask.shape)
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if rows.size:
+        box[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = 1
+    return box
+
+
+def mask_iou(pred_map: np.ndarray, mask: np.ndarray, threshold: float | None = None) -> float:
+    """AVSBench's per-frame IoU (its ``mask_iou``, one frame at a time): the binary prediction
+    ``pred_map >= threshold`` (``None``: the published median rule, as for cIoU) against a binary
+    mask. A frame whose mask is empty scores the IoU of the backgrounds instead: the pixels left
+    off over all pixels."""
+    pred_map = np.asarray(pred_map, dtype=np.float64)
+    mask = np.asarray(mask) > 0
+    if pred_map.shape != mask.shape:
+        raise ValueError(f"prediction {pred_map.shape} and mask {mask.shape} differ in shape")
+    thr = median_threshold(pred_map) if threshold is None else threshold
+    pred = pred_map >= thr
+    if not mask.any():
+        return float(np.sum(~pred) / pred.size)
+    return float(np.sum(pred & mask) / np.sum(pred | mask))
+
+
+def fmeasure_curve(
+    heat: np.ndarray,
+    mask: np.ndarray,
+    thresholds: np.ndarray = FSCORE_THRESHOLDS,
+    beta2: float = FSCORE_BETA2,
+) -> np.ndarray | None:
+    """One frame's F-measure at every threshold, as AVSBench's ``Eval_Fmeasure`` computes it:
+    precision and recall of ``heat >= t`` against the mask, F = (1 + beta2) P R / (beta2 P + R),
+    0 where undefined. ``heat`` is used as it is (a [0, 1] heatmap; AVSBench applies a sigmoid to
+    its models' logits first). ``None`` for an empty mask, which AVSBench leaves out."""
+    values = np.asarray(heat, dtype=np.float32).ravel()
+    foreground = np.asarray(mask).ravel() > 0
+    if values.shape != foreground.shape:
+        raise ValueError(f"heatmap {np.shape(heat)} and mask {np.shape(mask)} differ in shape")
+    if not foreground.any():
+        return None
+    thresholds = np.asarray(thresholds, dtype=np.float32)
+    # Pixels at or above each threshold, counted on the sorted values.
+    hot = values.size - np.searchsorted(np.sort(values), thresholds, side="left")
+    hits = np.sort(values[foreground])
+    true_pos = (hits.size - np.searchsorted(hits, thresholds, side="left")).astype(np.float64)
+    precision = true_pos / np.maximum(hot, 1)  # no pixel on: no true positive either
+    recall = true_pos / hits.size
+    denom = beta2 * precision + recall
+    return np.where(denom > 0, (1 + beta2) * precision * recall / np.where(denom > 0, denom, 1), 0)
+
+
+def max_fscore(curves: Iterable[np.ndarray | None]) -> float:
+    """The F-score AVSBench reports: the per-threshold F averaged over the frames (those with an
+    empty mask, ``None``, left out), then its maximum over the thresholds. Averaged over every
+    frame given at once: AVSBench averages per test batch, so its figure moves with the batch
+    size; give the whole split."""
+    kept = [c for c in curves if c is not None]
+    if not kept:
+        raise ValueError("no frame with a non-empty mask to compute the F-score on")
+    return float(np.max(np.mean(kept, axis=0)))
 
 
 def success_curve(cious: Sequence[float]) -> np.ndarray:

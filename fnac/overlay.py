@@ -175,3 +175,20 @@ def draw_marker(
     out[max(y - half, 0) : min(y + half + 1, h), max(x - size, 0) : min(x + size + 1, w)] = color
     out[max(y - size, 0) : min(y + size + 1, h), max(x - half, 0) : min(x + half + 1, w)] = color
     return out
+
+
+def draw_outline(
+    rgb: np.ndarray, mask: np.ndarray, color=(255, 255, 255), thickness: int = 2
+) -> np.ndarray:
+    """Draw the outline of a binary (H, W) mask of the frame's size (its foreground pixels within
+    ``thickness`` of the background or the frame's border) on a copy of the frame."""
+    mask = np.asarray(mask) > 0
+    if rgb.shape[:2] != mask.shape:
+        raise ValueError(f"mask {mask.shape} does not match the frame {rgb.shape[:2]}")
+    inner = mask.copy()
+    for _ in range(max(1, thickness)):  # erode by one pixel, 4-neighbourhood, border outside
+        padded = np.pad(inner, 1, constant_values=False)
+        inner = inner & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    out = rgb.copy()
+    out[mask & ~inner] = color
+    return out

@@ -340,6 +340,8 @@ def test_synth_then_eval_every_test_set_of_the_world(files, tmp_path):
         2,
         "--silent",
         2,
+        "--avsbench",
+        1,
         "--streams",
         0,
         "--image-size",
@@ -356,8 +358,15 @@ def test_synth_then_eval_every_test_set_of_the_world(files, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     reports = json.loads(report.read_text())["testsets"]
-    assert [r["testset"] for r in reports] == ["vggss", "flickr", "duet"]
+    assert [r["testset"] for r in reports] == [
+        "vggss", "flickr", "duet", "avsbench-s4", "avsbench-ms3"
+    ]  # fmt: skip
     assert "multi-source cIoU@0.3" in result.stdout and "silent pairs: AP" in result.stdout
+    assert "mIoU" in result.stdout and "F-score" in result.stdout
+    for avs in reports[3:]:
+        assert avs["samples"] == 5 and avs["split"] == "test"
+        assert {"miou", "fscore", "box/ciou@0.5"} <= set(avs["results"]["bicubic"]["av"])
+    assert report.with_name("report-3.png").is_file()  # the success curve of the MS3 set
     score = reports[0]["silent"]["score_at_max_f1"]
     info = json.loads(fnac("info", calibrated).stdout)
     assert info["calibration"]["score_mid"] == pytest.approx(score, abs=1e-4)  # 4 decimals

@@ -8,9 +8,14 @@ import numpy as np
 import pytest
 
 from fnac.metrics import (
+    FSCORE_THRESHOLDS,
     auc,
     ciou,
     flickr_gt_map,
+    fmeasure_curve,
+    mask_box_map,
+    mask_iou,
+    max_fscore,
     median_threshold,
     success_curve,
     summarize,
@@ -121,3 +126,49 @@ def test_multi_source_ciou_and_confidence():
     assert multi_source_ciou([heat_left, 1 - heat_left], [left, right]) == pytest.approx(1.0)
     raw = np.arange(8, dtype=float).reshape(2, 4)
     assert sounding_confidence(raw) == pytest.approx(6.5)  # top 25 % of 8 values: 7 and 6
+
+
+def test_mask_iou_by_hand_and_the_empty_mask_rule():
+    pred = np.array([[0.9, 0.8, 0.1, 0.0], [0.7, 0.6, 0.2, 0.3]])
+    # median rule: sorted value at index int(8 / 2) = 4 is 0.6: the two left columns are on
+    mask = np.array([[1, 1, 1, 0], [0, 0, 0, 0]], dtype=bool)
+    assert mask_iou(pred, mask) == pytest.approx(2 / 5)  # 2 shared, 4 + 3 - 2 in the union
+    assert mask_iou(pred, mask) == ciou(pred, mask)  # with a binary mask cIoU is the IoU
+    assert mask_iou(pred, mask, threshold=0.75) == pytest.approx(2 / 3)
+    empty = np.zeros_like(mask)
+    assert mask_iou(pred, empty) == pytest.approx(4 / 8)  # AVSBench: the backgrounds' IoU
+    assert ciou(pred, empty) == 0.0  # while cIoU has nothing to score
+    with pytest.raises(ValueError, match="differ in shape"):
+        mask_iou(pred, mask[:, :2])
+
+
+def test_fmeasure_curve_by_hand():
+    heat = np.array([[1.0, 0.5], [0.25, 0.0]], dtype=np.float32)
+    mask = np.array([[1, 0], [1, 0]], dtype=bool)
+    curve = fmeasure_curve(heat, mask, thresholds=np.array([0, 0.3, 0.6, 1.0, 1.01]))
+    f = lambda p, r: 1.3 * p * r / (0.3 * p + r)  # noqa: E731
+    # t = 0: all 4 on, both mask pixels hit; 0.3: 1.0 and 0.5 on, one hit; 0.6 and 1.0: the
+    # 1.0 pixel alone, a hit; 1.01: nothing on (F 0, not NaN)
+    assert curve == pytest.approx([f(0.5, 1), f(0.5, 0.5), f(1, 0.5), f(1, 0.5), 0])
+    assert fmeasure_curve(heat, np.zeros_like(mask)) is None  # AVSBench leaves such frames out
+    assert FSCORE_THRESHOLDS.size == 255 and FSCORE_THRESHOLDS[0] == 0
+    assert FSCORE_THRESHOLDS[-1] == 1.0  # 1 - 1e-10 in float32, as AVSBench's torch makes it
+    assert fmeasure_curve(heat, mask).shape == (255,)
+
+
+def test_the_fscore_averages_frames_over_the_whole_set_then_takes_the_maximum():
+    a, b = np.array([0.2, 0.8]), np.array([0.6, 0.0])
+    assert max_fscore([a, None, b]) == pytest.approx(0.4)  # mean [0.4, 0.4]
+    # per batch of one frame, as AVSBench's loop with a batch of 1 would: max 0.8 and 0.6, 0.7
+    assert np.mean([max_fscore([a]), max_fscore([b])]) == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="no frame with a non-empty mask"):
+        max_fscore([None, None])
+
+
+def test_the_box_of_a_mask_spans_every_object():
+    mask = np.zeros((6, 8), dtype=bool)
+    mask[1:3, 1:3] = True
+    mask[4, 6] = True
+    box = mask_box_map(mask)
+    assert box.sum() == 4 * 6 and box[1:5, 1:7].all()
+    assert not mask_box_map(np.zeros((6, 8))).any()

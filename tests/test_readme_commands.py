@@ -24,7 +24,8 @@ import pytest
 from conftest import REPO, write_png, write_wav
 
 # Small sizes, appended to the README's own flags.
-WORLD = "--train 16 --test 8 --duet 2 --silent 2 --streams 1 --stream-seconds 3 --image-size 64"
+WORLD = "--train 16 --test 8 --duet 2 --silent 2 --avsbench 1 --streams 1 --stream-seconds 3"
+WORLD += " --image-size 64"
 WORLD += " --stream-size 160x120"
 TRAIN = "--epochs 1 --batch-size 8 --image-size 64 --dim 16 --workers 0 --no-tensorboard"
 EXPERIMENT = (
@@ -60,8 +61,8 @@ PLAN: dict[str, str | tuple[str, str]] = {
     "fnac localize --image frame.jpg --audio clip.ogg": "",
     "fnac info best.pth": "",
     "fnac info demo": "",
-    "fnac synth world/ --classes 8 --train 1000 --test 200 --duet 100 --silent 100 --streams 2 "
-    "--seed 0": WORLD,
+    "fnac synth world/ --classes 8 --train 1000 --test 200 --duet 100 --silent 100 --avsbench 40 "
+    "--streams 2 --seed 0": WORLD,
     "fnac synth world-22k/ --sample-rate 22050 --image-size 160 --stream-size 320x240 "
     "--stream-fps 25": WORLD,
     "fnac pretrain-image world/ --out world/objects-resnet18.pth": PRETRAIN,
@@ -89,6 +90,10 @@ PLAN: dict[str, str | tuple[str, str]] = {
     "fnac eval --checkpoint best.pth --sample-rate 22050 --data FlickrTest/ --ids "
     "metadata/flickr_test.csv --json flickr.json": "",
     "fnac eval --checkpoint runs/fnac/best.pth --data world/ --calibrate runs/fnac/live.pth": "",
+    "fnac eval --checkpoint best.pth --data AVSBench/ --json avsbench.json": "",
+    "fnac eval --checkpoint best.pth --data AVSBench/Single-source --split val --overlays "
+    "overlays/": "",
+    "fnac eval --checkpoint best.pth --data AVSBench/ --testset avsbench-ms3 --json ms3.json": "",
     "fnac bench-train --data world/train --batch-size 16 --image-size 224 --batches 3": (
         "--batch-size 4 --image-size 64 --batches 1"
     ),
@@ -211,11 +216,13 @@ def _workspace(root: Path) -> dict[str, str]:
     (root / "my.json").write_text('{"epochs": 2}\n')
     # the published test sets' layouts and metadata files, from a small world of their own
     given = root / "given"
-    synthesize(given, SynthConfig(train=16, test=8, duet=0, silent=4, streams=0, image_size=64))
+    small = SynthConfig(train=16, test=8, duet=0, silent=4, avsbench=2, streams=0, image_size=64)
+    synthesize(given, small)
     shutil.copytree(given / "train", root / "VGGSound")
     shutil.copyfile(given / "train" / "train.txt", root / "vggss_144k.txt")
     shutil.copytree(given / "test", root / "VGGSS")
     shutil.copytree(given / "flickr_test", root / "FlickrTest")
+    shutil.copytree(given / "avsbench", root / "AVSBench")  # Single-source/, Multi-sources/
     metadata = root / "metadata"
     metadata.mkdir()
     for source, name in (
@@ -261,6 +268,7 @@ def test_every_readme_command_runs_as_written(tmp_path):
             _imagenet_stand_in(tmp_path, env)
     assert len(ran) >= 35
     made = ["overlay.png", "found.json", "eval.json", "vggss.json", "flickr.json", "out.mp4"]
+    made += ["avsbench.json", "ms3.json"]
     made += ["runs/fnac/live.pth", "clip-fnac.mp4", "bench.json", "soak.json", "shot.png"]
     made += ["demo-output/summary.json", "fnac/weights/demo.pth", "tour-small/tour.pth"]
     assert [name for name in made if not (tmp_path / name).is_file()] == []

@@ -27,6 +27,7 @@ TINY = SynthConfig(
     test=6,
     duet=2,
     silent=3,
+    avsbench=4,  # the fourth video's sounding object leaves the picture
     streams=1,
     stream_seconds=1.0,
     stream_fps=8,
@@ -227,6 +228,52 @@ def test_layout_and_counts(world_dir):
     assert len(meta["classes"]) == 8 and meta["seed"] == 5 and meta["counts"]["train"] == 4
 
 
+def test_avsbench_sets_hold_moving_objects_and_the_masks_of_the_sounding_ones(world_dir):
+    from PIL import Image
+    from scipy.io import wavfile
+
+    from fnac.image import load_mask
+    from train.datasets import open_testset
+    from train.synth_avsbench import video_for
+
+    world = World(TINY.world_config())
+    counts = json.loads((world_dir / "world.json").read_text())["counts"]
+    assert counts["avsbench-s4"] == counts["avsbench-ms3"] == 4 + 1  # test, and a val video
+    for kind, folder in (("avsbench-s4", "Single-source"), ("avsbench-ms3", "Multi-sources")):
+        testset = open_testset(world_dir / "avsbench" / folder)
+        assert testset.kind == kind and len(testset.entries) == 4 * 5 and not testset.dropped
+        val = open_testset(world_dir / "avsbench", kind, split="val")
+        assert len(val.entries) == 5
+        for e in testset.entries:
+            index = int(e.clip[-6:])
+            video = video_for(world, TINY.seed, kind, "test", index)
+            frame = np.asarray(Image.open(e.image))
+            mask = load_mask(e.mask, (64, 64))
+            assert np.array_equal(mask, video.masks[e.frame_index - 1])
+            assert np.array_equal(frame, video.frames[e.frame_index - 1])
+            colours = [world.identities[k].colour for k in video.classes]
+            if kind == "avsbench-s4":
+                assert video.classes == [index % 8] and e.klass == world.class_names[index % 8]
+            for colour in colours:  # the mask is the sounding objects' pixels, and only theirs
+                shown = family_mask(frame, colour)
+                if mask.any() and shown.sum() > 20:
+                    assert shown[mask].sum() > 0.9 * shown.sum()
+            if mask.any():
+                assert np.mean([family_mask(frame, c) for c in colours], axis=0)[mask].sum() > (
+                    0.6 * mask.sum() / len(colours)
+                )
+            rate, audio = wavfile.read(e.audio)
+            assert rate == 8000 and audio.shape == (5 * 8000,)
+        masks = [load_mask(e.mask) for e in testset.entries]
+        assert not np.array_equal(masks[0], masks[4])  # objects move between frames 1 and 5
+    s4 = open_testset(world_dir / "avsbench/Single-source")
+    gone = [load_mask(e.mask).any() for e in s4.entries if e.clip.endswith("_000003")]
+    assert gone[0] and not gone[-1]  # the sounding object has left the picture by frame 5
+    rate, audio = wavfile.read(s4.entries[-1].audio)
+    last_second = audio[-rate:].astype(np.float64) / 32768
+    assert np.sqrt(np.mean(last_second**2)) > 3 * TINY.noise_level  # still heard, off screen
+
+
 def test_boxes_match_the_scenes_and_silent_pairs_never_hear_a_visible_class(world_dir):
     world = World(TINY.world_config())
     test = json.loads((world_dir / "test/test.json").read_text())
@@ -303,7 +350,8 @@ def test_synth_subcommand_registers_and_runs(tmp_path, capsys):
     out = tmp_path / "cli"
     args = parser.parse_args(
         ["synth", str(out), "--classes", "3", "--train", "2", "--test", "2", "--duet", "1",
-         "--silent", "1", "--streams", "0", "--image-size", "48", "--sample-rate", "8000",
+         "--silent", "1", "--avsbench", "1", "--streams", "0", "--image-size", "48",
+         "--sample-rate", "8000",
          "--clip-seconds", "1", "--seed", "2"]
     )  # fmt: skip
     assert args.func(args) == 0

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fnac.localization import BOX_LEVEL
+from train.avsbench import SPLITS as AVSBENCH_SPLITS
 from train.config import AT_LEAST_0, AT_LEAST_1, INF, TESTSET_KINDS, opt
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 WORLD_TESTSETS = ("test", "flickr_test", "duet_test")  # what `fnac synth` writes, in this order
+WORLD_AVSBENCH = "avsbench"  # and its AVSBench sets, in the published layout, under this folder
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class EvalConfig:
     annotations: str | None = opt(None, "vggss.json-style boxes")
     ids: str | None = opt(None, "id csv (vggss_test.csv, flickr_test.csv, ...)")
     pairs: str | None = opt(None, "silent pairs csv (*_test_plus_silent.csv)")
+    split: str = opt("test", "AVSBench split to evaluate", choices=AVSBENCH_SPLITS)
     sample_rate: int | None = opt(
         None, "rate the model was trained at (published checkpoints record none)", (1000, INF)
     )
@@ -49,13 +52,26 @@ class EvalConfig:
 
 
 def open_testsets(config: EvalConfig) -> list[TestSet]:
-    """The test sets under ``config.data``: one, or each of a synthetic world's."""
+    """The test sets under ``config.data``: one; each of a synthetic world's; or both AVSBench
+    sets when the folder holds both (``--split`` of each)."""
+    from train.avsbench import find_sets
     from train.datasets import open_testset
 
     root = Path(config.data)
+
+    def avsbench(folder: Path) -> list[TestSet]:
+        return [open_testset(f, s.kind, split=config.split) for s, f in find_sets(folder)]
+
     if config.testset == "auto" and (root / "world.json").is_file():
-        return [open_testset(root / name) for name in WORLD_TESTSETS if (root / name).is_dir()]
-    return [open_testset(root, config.testset, config.annotations, config.ids, config.pairs)]
+        sets = [open_testset(root / name) for name in WORLD_TESTSETS if (root / name).is_dir()]
+        return sets + avsbench(root / WORLD_AVSBENCH)
+    if config.testset == "auto" and len(find_sets(root)) > 1:
+        return avsbench(root)
+    return [
+        open_testset(
+            root, config.testset, config.annotations, config.ids, config.pairs, config.split
+        )
+    ]
 
 
 def _device(name: str):
@@ -93,6 +109,21 @@ def headline(report: dict[str, Any]) -> str:
                 f"cIoU@0.3 {res['ciou@0.3']:.4f}  AUC {res['auc']:.4f}  "
                 f"mean {res['mean_ciou']:.4f}"
             )
+            if "miou" in res:  # a mask set (AVSBench)
+                lines.append(
+                    f"{'':16s} box: cIoU@0.5 {res['box/ciou@0.5']:.4f}  "
+                    f"cIoU@0.3 {res['box/ciou@0.3']:.4f}  AUC {res['box/auc']:.4f}  "
+                    f"mean {res['box/mean_ciou']:.4f};  mIoU {res['miou']:.4f}  "
+                    f"F-score {res['fscore']:.4f}"
+                )
+    if "empty_masks" in report:
+        dropped = ", ".join(f"{n} {why}" for why, n in report["dropped"].items())
+        lines.append(
+            f"split {report['split']}: {report['videos']} videos, {report['samples']} frames, "
+            f"{report['empty_masks']} with an empty mask (left out of cIoU and F-score), "
+            f"{report['skipped']} skipped at loading (see the warnings)"
+            + (f"; left out: {dropped}" if dropped else "")
+        )
     if "live" in report:
         live = report["live"]
         best = live["by_box_level"][f"{live['best_box_level']:.2f}"]

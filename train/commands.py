@@ -39,8 +39,8 @@ def _register_synth(sub: argparse._SubParsersAction) -> None:
         "synth",
         help="write the synthetic sounding-objects world (train, test sets, streams)",
         description="Write the synthetic sounding-objects world under OUT in the published "
-        "layouts (VGGSound-style train, VGG-SS / Flickr test sets, duets, silent pairs, mp4 "
-        "streams). The same settings write the same files.",
+        "layouts (VGGSound-style train, VGG-SS / Flickr test sets, duets, silent pairs, "
+        "AVSBench S4 / MS3 sets, mp4 streams). The same settings write the same files.",
     )
     p.add_argument("out", metavar="OUT", help="folder to write into")
     add_dataclass_flags(p, SynthConfig, skip=("stream_size",))
@@ -70,7 +70,9 @@ def synth_command(args: argparse.Namespace) -> int:
         f"(train.txt, classes.csv); {c['test']} test clips in {p['test']} (test.json, test.csv, "
         f"Flickr-style Annotations/) and {p['flickr_test']}, with {c['silent_pairs']} silent "
         f"pairs and {c['silent']} silent scenes (test_plus_silent.csv); {c['duet']} duets in "
-        f"{p['duet_test']}; {c['streams']} streams "
+        f"{p['duet_test']}; AVSBench S4 and MS3 sets ({c['avsbench-s4']} and "
+        f"{c['avsbench-ms3']} videos of 5 frames, test and val) in {p['avsbench']}; "
+        f"{c['streams']} streams "
         f"({', '.join(p['streams']) or 'none'}); class identities in {p['world']}."
     )
     return 0
@@ -153,7 +155,8 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
         help="evaluate a checkpoint on a test set (the published protocol)",
         description="Evaluate a published or fnac checkpoint: cIoU@0.5, cIoU@0.3, AUC and mean "
         "cIoU for AV, Obj and AV+Obj maps with bicubic and bilinear upsampling; multi-source "
-        "figures on duet sets, AP / max-F1 on silent pairs.",
+        "figures on duet sets, AP / max-F1 on silent pairs; on AVSBench S4 / MS3 also against "
+        "the masks' boxes, mIoU and F-score.",
     )
     add_dataclass_flags(p, EvalConfig)
     add_json_flag(p, "the report (figures, per-sample lists)")

@@ -13,7 +13,7 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 INITS = ("imagenet", "random")
 # the layouts a test set can be given in (--testset of fnac train and fnac eval); auto: from the
 # folder (train.datasets.detect_kind)
-TESTSET_KINDS = ("auto", "vggss", "flickr", "duet")
+TESTSET_KINDS = ("auto", "vggss", "flickr", "duet", "avsbench-s4", "avsbench-ms3")
 RENAMED_KEYS = {"test_kind": "testset"}  # config.json keys of earlier builds -> their names now
 
 

@@ -8,7 +8,9 @@ id list (``flickr_10k.txt``, ``vggss_144k.txt``, ...). Test sets (``open_testset
 - ``flickr``: ``Annotations/<id>.xml`` + ``Data/**/<id>.jpg|wav``, or one flat folder of
   ``<id>.xml|jpg|wav``; boxes of several annotators on a 256 grid;
 - ``duet``: frames/ + audio/ + ``sources/<id>_<k>.wav`` + ``duet.json`` (two sounding objects);
-- silent pairs: a ``video,audio,label`` csv pairing a frame with another clip's audio.
+- silent pairs: a ``video,audio,label`` csv pairing a frame with another clip's audio;
+- ``avsbench-s4`` / ``avsbench-ms3``: AVSBench's S4 and MS3 sets in their published layout, five
+  frames a video, each with its segmentation mask (``train.avsbench``).
 
 Missing files and malformed annotations (a box that is not four finite numbers, an unparseable
 xml) are counted and reported when the index is built, and only a test set left with nothing usable
@@ -36,8 +38,9 @@ from torch.utils.data import Dataset
 
 from fnac.audio import clip_spectrogram, spec_augment
 from fnac.config import AudioConfig, ImageConfig
-from fnac.image import load_image, test_transform, train_transform
+from fnac.image import load_image, load_mask, test_transform, train_transform
 from fnac.metrics import flickr_gt_map, vggss_gt_map
+from train.avsbench import avsbench_entries, find_sets, set_root
 from train.config import TESTSET_KINDS
 from train.media import VIDEO_SUFFIXES, MediaError, load_audio, video_clip
 
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
+GT_SIZE = 224  # the ground-truth grid of every published test set (masks are resized onto it)
 VGGSS_SHAPE = '[{"file": id, "class": name, "bbox": [[xmin, ymin, xmax, ymax], ...]}, ...]'
 DUET_SHAPE = '[{"file": id, "sources": [{"class": name, "bbox": [[xmin, ymin, xmax, ymax]]}, ...]}]'
 
@@ -67,6 +71,9 @@ class Entry:
     boxes: list = field(default_factory=list)  # ground truth, in the test set's convention
     sources: list[dict[str, Any]] = field(default_factory=list)  # duet: per-source audio + boxes
     klass: str | None = None
+    mask: Path | None = None  # AVSBench: the frame's segmentation mask
+    clip: str | None = None  # AVSBench: the video the frame belongs to
+    frame_index: int | None = None  # AVSBench: the frame's number in its video, 1..5
 
 
 def _find(folder: Path, stem: str, suffixes: Sequence[str]) -> Path | None:
@@ -407,7 +414,9 @@ def probe_entry(entry: Entry) -> int:
     if entry.video is not None:
         _, _, rate = video_clip(entry.video)
     else:
-        load_image(entry.image)
+        image = load_image(entry.image)
+        if entry.mask is not None:
+            load_mask(entry.mask, image.size)
         _, rate = load_audio(entry.audio)
     for source in entry.sources:
         load_audio(source["audio"])
@@ -446,8 +455,17 @@ def collate_skipping(batch: list[dict | None]) -> dict[str, Any]:
     return out
 
 
+def mask_on_grid(mask: np.ndarray, size: int = GT_SIZE) -> np.ndarray:
+    """(H, W) bool mask -> (size, size) bool, nearest-neighbour (AVSBench's masks are 224 x 224
+    already and come back unchanged)."""
+    if mask.shape == (size, size):
+        return mask
+    return np.array(Image.fromarray(mask).resize((size, size), Image.NEAREST), dtype=bool)
+
+
 class AVDataset(Dataset):
-    """Entries -> dicts of ``frame`` (3, S, S), ``spec`` (1, F, T), ``id`` and ``index``."""
+    """Entries -> dicts of ``frame`` (3, S, S), ``spec`` (1, F, T), ``id`` and ``index``, and
+    ``mask`` (GT_SIZE, GT_SIZE) bool for entries with a mask."""
 
     def __init__(
         self,
@@ -492,12 +510,15 @@ class AVDataset(Dataset):
         else:
             image = load_image(entry.image)
             spec = self.spectrogram(entry.audio)
-        return {
+        sample = {
             "frame": self.transform(image),
             "spec": spec,
             "id": entry.id,
             "size": (image.height, image.width),
         }
+        if entry.mask is not None:
+            sample["mask"] = torch.from_numpy(mask_on_grid(load_mask(entry.mask, image.size)))
+        return sample
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         entry = self.entries[index]
@@ -510,8 +531,9 @@ class AVDataset(Dataset):
         return sample
 
 
-def ground_truth(entry: Entry, kind: str, size: int = 224) -> np.ndarray:
-    """The entry's ground-truth map on the evaluation grid."""
+def ground_truth(entry: Entry, kind: str, size: int = GT_SIZE) -> np.ndarray:
+    """The entry's ground-truth map on the evaluation grid, from its boxes (a mask set's maps
+    come with its samples: ``AVDataset``'s ``mask``)."""
     if kind == "flickr":
         return flickr_gt_map(entry.boxes, size)
     return vggss_gt_map(entry.boxes, size)
@@ -531,9 +553,18 @@ def detect_kind(root: Path) -> str:
         return "vggss"
     if (root / "Annotations").is_dir() or any(root.glob("*.xml")):
         return "flickr"
+    found = find_sets(root)
+    if len(found) > 1:
+        raise DatasetError(
+            f"{root} holds both AVSBench sets: pass --testset avsbench-s4 or avsbench-ms3 "
+            "(fnac eval evaluates both in one go)"
+        )
+    if found:
+        return found[0][0].kind
     raise DatasetError(
-        f"cannot tell what test set {root} is: expected Annotations/ (flickr), duet.json (duet) "
-        "or frames/ + audio/ with an annotations json (vggss); pass --testset"
+        f"cannot tell what test set {root} is: expected Annotations/ (flickr), duet.json (duet), "
+        "frames/ + audio/ with an annotations json (vggss) or AVSBench's s4_meta_data.csv / "
+        "ms3_meta_data.csv (avsbench-s4 / avsbench-ms3); pass --testset"
     )
 
 
@@ -544,6 +575,8 @@ class TestSet:
     root: Path
     entries: list[Entry]
     silent: list[Entry] = field(default_factory=list)  # non-sounding pairs, when given
+    split: str | None = None  # AVSBench: the split of the meta CSV
+    dropped: dict[str, int] = field(default_factory=dict)  # AVSBench: frames left out, by reason
 
 
 def open_testset(
@@ -552,14 +585,23 @@ def open_testset(
     annotations: str | Path | None = None,
     ids: str | Path | None = None,
     pairs: str | Path | None = None,
+    split: str = "test",
 ) -> TestSet:
-    """Index a test set; ``auto`` tells the layout from the folder and finds its json / csv."""
+    """Index a test set; ``auto`` tells the layout from the folder and finds its json / csv.
+    ``split``: the AVSBench split (``train.avsbench.SPLITS``); the other sets have none."""
     root = Path(root)
     if not root.exists():
         raise DatasetError(f"test set {root} does not exist")
     if kind not in (*TESTSET_KINDS, "video"):  # video: one file, as training's test set
         raise DatasetError(f"unknown test set kind {kind!r}; choose one of {TESTSET_KINDS}")
     kind = detect_kind(root) if kind == "auto" else kind
+    if kind.startswith("avsbench"):
+        root = set_root(root, kind)
+        entries, dropped = avsbench_entries(root, kind, split)
+        if not entries:
+            raise DatasetError(f"test set {root} holds no usable frame of split {split!r}")
+        first_usable(entries, f"test set {root}")
+        return TestSet(kind, root, entries, split=split, dropped=dropped)
     id_list = read_ids(ids) if ids else None
     if kind == "flickr":
         if id_list is None and (root / "test.csv").is_file():

@@ -1,5 +1,6 @@
 """The evaluation protocol of spec §5 over a test set: AV, Obj and AV+Obj maps, both upsamplings,
-multi-source (duet) and silent-pair figures, per-sample cIoU, success curve and overlays."""
+multi-source (duet) and silent-pair figures, per-sample cIoU, success curve and overlays; on the
+AVSBench sets (masks) also cIoU against the masks' boxes, mIoU and the F-score."""
 
 from __future__ import annotations
 
@@ -21,8 +22,13 @@ from fnac.metrics import (
     SUCCESS_THRESHOLDS,
     average_precision,
     ciou,
+    fmeasure_curve,
+    mask_box_map,
+    mask_iou,
     max_f1,
     max_f1_threshold,
+    max_fscore,
+    median_threshold,
     multi_source_ciou,
     sounding_confidence,
     success_curve,
@@ -30,10 +36,10 @@ from fnac.metrics import (
     vggss_gt_map,
 )
 from fnac.model import FNAC, resnet_trunk
-from train.datasets import AVDataset, Entry, TestSet, collate_skipping, ground_truth
+from train.datasets import GT_SIZE, AVDataset, Entry, TestSet, collate_skipping, ground_truth
 
 log = logging.getLogger(__name__)
-EVAL_SIZE = 224  # the ground-truth grid of every published test set
+EVAL_SIZE = GT_SIZE  # the ground-truth grid of every published test set
 
 
 def _loader(
@@ -59,6 +65,7 @@ class Maps:
     obj: torch.Tensor | None  # (N, 224, 224) object maps, when an ImageNet model was given
     frames: torch.Tensor | None  # (N, 3, S, S), only when kept (overlays)
     skipped: int
+    masks: torch.Tensor | None = None  # (N, 224, 224) bool, on a mask set (AVSBench)
 
 
 @torch.no_grad()
@@ -76,7 +83,7 @@ def raw_maps(
     only when asked (a VGG-SS test set's frames alone take about 3 GB)."""
     model.eval()
     device = _device(model)
-    indices, maps, objs, frames, skipped = [], [], [], [], 0
+    indices, maps, objs, frames, masks, skipped = [], [], [], [], [], 0
     for b in _loader(entries, audio, image, batch, workers):
         skipped += b["skipped"]
         if "frame" not in b:
@@ -88,6 +95,8 @@ def raw_maps(
             objs.append(object_maps(obj_model, b["frame"]))
         if keep_frames:
             frames.append(b["frame"])
+        if "mask" in b:
+            masks.append(b["mask"])
         indices += list(b["index"])
     return Maps(
         indices,
@@ -95,6 +104,7 @@ def raw_maps(
         torch.cat(objs) if objs else None,
         torch.cat(frames) if frames else None,
         skipped,
+        torch.cat(masks) if masks else None,
     )
 
 
@@ -119,20 +129,72 @@ def _none_loaded(root: Path, skipped: int) -> str:
     )
 
 
+def _masks(found: Maps, root: Path) -> np.ndarray | None:
+    """A mask set's (N, 224, 224) masks, or None; a set whose every mask is empty is refused."""
+    if found.masks is None:
+        return None
+    masks = found.masks.numpy()
+    if not masks.any():
+        raise ValueError(
+            f"every mask of {root} read as empty: masks are read as PIL mode '1' (foreground "
+            "where a pixel is above 127), so masks stored as values 0 / 1 read as empty; "
+            "rescale them to 0 / 255"
+        )
+    return masks
+
+
+def mask_figures(heat: np.ndarray, masks: np.ndarray) -> tuple[dict[str, Any], dict[str, list]]:
+    """One map variant on a mask set: (N, 224, 224) heatmaps and bool masks -> its figures and
+    the per-frame values (``ciou``, ``box``, ``iou``).
+
+    cIoU against the mask (``ciou@0.5``, ...) and against the mask's bounding box (``box/...``)
+    count the frames whose mask is not empty (with nothing to point at, cIoU is 0 whatever the
+    map, so those frames have ``None``); ``miou`` counts every frame (AVSBench's rule: an empty
+    mask scores the backgrounds' IoU); ``fscore`` the frames whose mask is not empty, averaged
+    over the whole set (AVSBench's rule without its dependence on the batch size). One median
+    binarisation serves cIoU, box cIoU and IoU."""
+    cious: list[float | None] = []
+    boxes: list[float | None] = []
+    ious, curves = [], []
+    for h, m in zip(heat, masks, strict=True):
+        thr = median_threshold(h)
+        full = bool(m.any())
+        cious.append(ciou(h, m, thr) if full else None)
+        boxes.append(ciou(h, mask_box_map(m), thr) if full else None)
+        ious.append(mask_iou(h, m, thr))
+        curves.append(fmeasure_curve(h, m))
+    scored = [c for c in cious if c is not None]
+    boxed = [c for c in boxes if c is not None]
+    figures: dict[str, Any] = {**summarize(scored), "curve": success_curve(scored).tolist()}
+    figures.update({f"box/{k}": v for k, v in summarize(boxed).items()})
+    figures["box/curve"] = success_curve(boxed).tolist()
+    figures["miou"] = float(np.mean(ious))
+    figures["fscore"] = max_fscore(curves)
+    return figures, {"ciou": cious, "box": boxes, "iou": ious}
+
+
+def _ground_truths(testset: TestSet, indices: list[int], masks: np.ndarray | None) -> list:
+    if masks is not None:
+        return list(masks)
+    return [ground_truth(testset.entries[i], testset.kind, EVAL_SIZE) for i in indices]
+
+
 def evaluate_av(
     model: FNAC, testset: TestSet, audio: AudioConfig, image: ImageConfig
 ) -> dict[str, float]:
-    """Headline figures (AV map, bicubic): ``ciou@0.5``, ``ciou@0.3``, ``auc``, ``mean_ciou``."""
+    """Headline figures (AV map, bicubic): ``ciou@0.5``, ``ciou@0.3``, ``auc``, ``mean_ciou``
+    (on a mask set, against the masks, as ``mask_figures`` counts them)."""
     result = raw_maps(model, testset.entries, audio, image)
     indices, maps = result.indices, result.raw
     if not indices:
         raise ValueError(_none_loaded(testset.root, result.skipped))
     heat = heatmap(maps, (EVAL_SIZE, EVAL_SIZE)).numpy()
-    cious = [
-        ciou(h, ground_truth(testset.entries[i], testset.kind))
-        for i, h in zip(indices, heat, strict=True)
-    ]
-    return summarize(cious)
+    masks = _masks(result, testset.root)
+    if masks is not None:
+        figures, _ = mask_figures(heat, masks)
+        return {k: figures[k] for k in ("ciou@0.5", "ciou@0.3", "auc", "mean_ciou")}
+    gts = _ground_truths(testset, indices, None)
+    return summarize([ciou(h, g) for h, g in zip(heat, gts, strict=True)])
 
 
 def evaluate(
@@ -162,7 +224,8 @@ def evaluate(
     indices, maps, frames, skipped = found.indices, found.raw, found.frames, found.skipped
     if not indices:
         raise ValueError(_none_loaded(testset.root, skipped))
-    gts = [ground_truth(testset.entries[i], testset.kind, EVAL_SIZE) for i in indices]
+    masks = _masks(found, testset.root)
+    gts = _ground_truths(testset, indices, masks)
     obj = found.obj.numpy() if found.obj is not None else None
     report: dict[str, Any] = {
         "testset": testset.kind,
@@ -174,6 +237,17 @@ def evaluate(
         "per_sample": [],
     }
     per_sample = [{"id": testset.entries[i].id} for i in indices]
+    if masks is not None:  # AVSBench: the frame's video, number and category; what is left out
+        empty = int((~masks.any(axis=(1, 2))).sum())
+        report.update(
+            split=testset.split,
+            videos=len({testset.entries[i].clip for i in indices}),
+            empty_masks=empty,
+            dropped=testset.dropped,
+        )
+        for rec, i in zip(per_sample, indices, strict=True):
+            e = testset.entries[i]
+            rec.update(video=e.clip, frame=e.frame_index, category=e.klass)
     for mode in UPSAMPLE_MODES:
         av = heatmap(maps, (EVAL_SIZE, EVAL_SIZE), mode).numpy()
         variants = {"av": av}
@@ -182,6 +256,14 @@ def evaluate(
             variants["av+obj"] = min_max(torch.from_numpy(alpha * av + (1 - alpha) * obj)).numpy()
         report["results"][mode] = {}
         for name, heat in variants.items():
+            if masks is not None:
+                figures, values = mask_figures(heat, masks)
+                report["results"][mode][name] = figures
+                for k, rec in enumerate(per_sample):
+                    rec[f"{mode}/{name}"] = values["ciou"][k]
+                    rec[f"{mode}/{name}/box"] = values["box"][k]
+                    rec[f"{mode}/{name}/iou"] = values["iou"][k]
+                continue
             cious = [ciou(h, g) for h, g in zip(heat, gts, strict=True)]
             report["results"][mode][name] = summarize(cious)
             report["results"][mode][name]["curve"] = success_curve(cious).tolist()
@@ -207,6 +289,7 @@ def evaluate(
             frames,
             heatmap(maps, (EVAL_SIZE, EVAL_SIZE)).numpy(),
             image,
+            masks,
         )
     return report
 
@@ -301,16 +384,20 @@ def write_overlays(
     frames: torch.Tensor,
     heat: np.ndarray,
     image: ImageConfig,
+    masks: np.ndarray | None = None,
 ) -> None:
-    """One PNG per sample: the heatmap over the frame, ground-truth boxes in white."""
+    """One PNG per sample: the heatmap over the frame, ground-truth boxes (or the outline of the
+    mask, on a mask set) in white."""
     from PIL import Image
 
-    from fnac.overlay import blend, draw_box
+    from fnac.overlay import blend, draw_box, draw_outline
 
     folder.mkdir(parents=True, exist_ok=True)
-    for idx, frame, h in zip(indices, frames, heat, strict=True):
+    for k, (idx, frame, h) in enumerate(zip(indices, frames, heat, strict=True)):
         rgb = np.asarray(Image.fromarray(_denormalize(frame, image)).resize((EVAL_SIZE, EVAL_SIZE)))
         out = blend(rgb, h, 0.5)
+        if masks is not None:
+            out = draw_outline(out, masks[k])
         for box in _pixel_boxes(testset.entries[idx], testset.kind, EVAL_SIZE):
             out = draw_box(out, box)
         Image.fromarray(out).save(folder / f"{testset.entries[idx].id}.png")
@@ -333,13 +420,21 @@ def plot_success_curves(report: dict[str, Any], path: str | Path) -> Path:
                 style,
                 label=f"{name.upper()} {mode} (AUC {res['auc']:.3f})",
             )
+            if "box/curve" in res:  # a mask set: the curve against the masks' boxes too
+                ax.plot(
+                    SUCCESS_THRESHOLDS,
+                    res["box/curve"],
+                    ":" if mode == "bicubic" else "-.",
+                    label=f"{name.upper()} {mode}, box (AUC {res['box/auc']:.3f})",
+                )
     ax.set_xlabel("cIoU threshold")
     ax.set_ylabel("fraction of samples with cIoU >= threshold")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(f"{report['testset']}: {report['samples']} samples")
+    shown = report["samples"] - report.get("empty_masks", 0)  # a mask set's curves: masks only
+    ax.set_title(f"{report['testset']}: {shown} samples")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

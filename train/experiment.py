@@ -130,6 +130,7 @@ def run_experiment(settings: ExperimentConfig) -> dict[str, Any]:
                     test=settings.test,
                     duet=0,
                     silent=0,
+                    avsbench=0,
                     streams=0,
                     image_size=settings.image_size,
                     sample_rate=settings.sample_rate,

@@ -12,6 +12,9 @@ Layout under OUT (the loaders in ``train.datasets`` read exactly this):
   + ``test.csv`` (``id,0``);
 - ``duet_test/``: ``frames/``, ``audio/`` (the mixture), ``sources/<id>_<k>.wav``, ``duet.json``,
   ``test.csv``;
+- ``avsbench/Single-source/`` and ``avsbench/Multi-sources/``: AVSBench's S4 and MS3 layouts
+  (meta CSV, 5 frames a video, their masks, 5 s WAVs; ``train.synth_avsbench``), ``--avsbench``
+  test videos each and a quarter as many val videos;
 - ``streams/stream_<k>.mp4`` (H.264 + AAC) and ``stream_<k>.json`` (per-frame boxes);
 - ``world.json``: the world's config, class identities and the counts.
 
@@ -40,7 +43,9 @@ from PIL import Image
 from scipy.io import wavfile
 from tqdm import tqdm
 
+from train.avsbench import SETS as AVSBENCH_SETS
 from train.config import ABOVE_0, AT_LEAST_0, AT_LEAST_1, INF, opt
+from train.synth_avsbench import META_HEADERS, write_video
 from train.synth_stream import StreamScript
 from train.synth_world import MAX_CLASSES, Scene, World, WorldConfig
 
@@ -76,6 +81,9 @@ class SynthConfig:
     )
     duet: int = opt(100, "two-source test clips, for the multi-source protocol", AT_LEAST_0)
     silent: int = opt(100, "silent pairs and as many silent scenes", AT_LEAST_0)
+    avsbench: int = opt(
+        40, "AVSBench-layout test videos (5 frames, masks) per set, S4 and MS3", AT_LEAST_0
+    )
     streams: int = opt(2, "mp4 streams, for the live pipeline, its tests and the demo", AT_LEAST_0)
     stream_seconds: float = opt(20.0, "several changes of the sounding object per stream", ABOVE_0)
     stream_fps: int = opt(30, "frames per second of the streams (a webcam's rate)", AT_LEAST_1)
@@ -83,7 +91,7 @@ class SynthConfig:
     workers: int = opt(1, "processes writing clips; the files do not depend on it", AT_LEAST_1)
 
     def __post_init__(self) -> None:
-        for name in ("train", "test", "duet", "silent", "streams"):
+        for name in ("train", "test", "duet", "silent", "avsbench", "streams"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must not be negative")
         width, height = self.stream_size
@@ -209,6 +217,18 @@ def _write_sample(task: tuple[str, SynthConfig, str, int]) -> dict[str, Any]:
         Image.fromarray(scene.image).save(data / f"{sid}.jpg", quality=95)
         shutil.copyfile(folder / "audio" / f"{sid}.wav", data / f"{sid}.wav")
     return record
+
+
+def avsbench_videos(count: int) -> dict[str, int]:
+    """Videos per split of each AVSBench set for ``--avsbench count``: that many test videos and
+    a quarter as many (rounded up) val videos."""
+    return {"test": count, "val": (count + 3) // 4}
+
+
+def _write_avsbench(task: tuple[str, SynthConfig, str, str, int]) -> dict[str, Any]:
+    out, config, kind, split, index = task
+    root = Path(out) / "avsbench" / AVSBENCH_SETS[kind].folder
+    return write_video(root, world_for(config.world_config()), config.seed, kind, split, index)
 
 
 def _run(
@@ -372,6 +392,18 @@ def synthesize(
         ]
         _write_json_list(dirs["duet"] / "duet.json", table)
         _write_lines(dirs["duet"] / "test.csv", (r["id"] for r in records["duet"]))
+    avsbench = {}
+    for kind, spec in AVSBENCH_SETS.items():
+        tasks = [
+            (str(out), config, kind, split, i)
+            for split, n in avsbench_videos(config.avsbench).items()
+            for i in range(n)
+        ]
+        written = _run(tasks, _write_avsbench, config.workers, kind, progress)
+        if written:
+            root = out / "avsbench" / spec.folder
+            _write_csv(root / spec.meta, [META_HEADERS[kind]] + [w["row"] for w in written])
+        avsbench[kind] = written
     streams = []
     if config.streams:
         (out / "streams").mkdir(parents=True, exist_ok=True)
@@ -381,6 +413,9 @@ def synthesize(
 
     counts = {split: len(records[split]) for split in SPLIT_DIRS}
     counts.update(silent_pairs=len(pairs), streams=len(streams))
+    for kind, written in avsbench.items():
+        counts[kind] = len(written)
+        counts[f"{kind} empty masks"] = sum(w["empty_masks"] for w in written)
     description = world.describe()
     settings = {k: v for k, v in asdict(config).items() if k != "workers"}  # no effect on files
     description.update(seed=config.seed, counts=counts, synth=settings)
@@ -394,6 +429,7 @@ def synthesize(
             "test": str(dirs["test"]),
             "flickr_test": str(out / "flickr_test"),
             "duet_test": str(dirs["duet"]),
+            "avsbench": str(out / "avsbench"),
             "streams": [s["path"] for s in streams],
             "world": str(out / "world.json"),
         },

@@ -76,6 +76,7 @@ def run_tour(config: TourConfig, echo: Callable[[str], None] = print) -> dict[st
         test=config.test,
         duet=config.test // 4,
         silent=config.test // 4,
+        avsbench=max(1, config.test // 16),  # AVSBench S4 / MS3 videos of 5 frames each
         streams=0,
         image_size=160,
         sample_rate=8000,
