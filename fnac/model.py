@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fnac.config import ModelConfig
-from fnac.resnet import ResNet18, resnet18
+from fnac.resnet import ResNet18, is_meta, resnet18
 
 
 def resnet_trunk(net: ResNet18, x: torch.Tensor) -> torch.Tensor:
@@ -26,6 +26,8 @@ def resnet_trunk(net: ResNet18, x: torch.Tensor) -> torch.Tensor:
 def _init_published(module: nn.Module) -> None:
     """The published initialisation of the audio net and both projections."""
     for m in module.modules():
+        if is_meta(m):
+            continue  # built to be given weights (fnac.checkpoint): nothing to draw
         if isinstance(m, nn.Linear):
             nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01)
         elif isinstance(m, nn.Conv2d):

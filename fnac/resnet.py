@@ -42,6 +42,12 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
+def is_meta(module: nn.Module) -> bool:
+    """Whether ``module``'s weight lives on the meta device: a model built only to be given a
+    checkpoint's tensors, whose random initialisation would be drawn for nothing."""
+    return bool(getattr(getattr(module, "weight", None), "is_meta", False))
+
+
 class ResNet18(nn.Module):
     """(B, 3, H, W) -> (B, num_classes): torchvision's ``resnet18(weights=None)``."""
 
@@ -59,6 +65,8 @@ class ResNet18(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512, num_classes)
         for m in self.modules():
+            if is_meta(m):
+                continue  # built to be given weights (fnac.checkpoint): nothing to draw
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):

@@ -1,10 +1,11 @@
-"""Subcommands of the live side: ``fnac run`` (the headless live loop), ``fnac bench``, ``fnac
-soak``, ``fnac export``, ``fnac devices``, and the two halves of a pipeline split across hosts:
-``fnac keys`` and ``fnac capture`` (``fnac run --listen`` is the other half).
+"""Subcommands of the live side: ``fnac localize`` (one picture and one sound, read as the live
+app reads a frame), ``fnac run`` (the headless live loop), ``fnac bench``, ``fnac soak``, ``fnac
+export``, ``fnac devices``, and the two halves of a pipeline split across hosts: ``fnac keys``
+and ``fnac capture`` (``fnac run --listen`` is the other half).
 
 Each command checks its arguments, builds a config and calls the library (``realtime.pipeline``,
-``realtime.bench``, ``realtime.soak``, ``realtime.tensorrt``); nothing below this module reads an
-``argparse.Namespace``.
+``realtime.bench``, ``realtime.soak``, ``realtime.tensorrt``, ``realtime.still``); nothing below
+this module reads an ``argparse.Namespace``.
 """
 
 from __future__ import annotations
@@ -262,6 +263,11 @@ def _register_localize(sub: argparse._SubParsersAction) -> None:
 
 def localize_command(args: argparse.Namespace) -> int:
     check_writable(args.out, args.json_out)
+    if args.out:
+        from PIL import Image
+
+        if Path(args.out).suffix.lower() not in Image.registered_extensions():
+            raise ValueError(f"--out {args.out}: give an image file name (.png, .jpg, ...)")
     from realtime.still import read_inputs
 
     inputs = read_inputs(args.image, args.audio, args.at)  # a bad file: one line, before the model

@@ -55,17 +55,16 @@ class Inputs:
 
     picture: np.ndarray  # (H, W, 3) uint8 RGB
     frame_time: float | None  # the frame's time in its video (None: an image file)
-    sound: np.ndarray  # (C, N) float32: the whole track, or the window around the frame
+    sound: np.ndarray  # (C, N) float32: the whole track
     rate: int
+    own_track: bool = False  # the sound is the picture's video's: heard around its frame
 
 
 def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def read_inputs(
-    picture: str | Path, sound: str | Path | None, at: float | None = None, window_s: float = 3.0
-) -> Inputs:
+def read_inputs(picture: str | Path, sound: str | Path | None, at: float | None = None) -> Inputs:
     """Read and check both files (cheap: call it before loading a model). ``sound`` None: the
     picture's own track, which it must be a video to have. ``at``: the video frame's time."""
     from fnac.image import load_image
@@ -81,10 +80,8 @@ def read_inputs(
             raise ValueError(f"{picture} is an image, which has no sound: give --audio FILE")
         sound = picture
     samples, rate = load_audio(sound)
-    if frame_time is not None and Path(sound).resolve() == Path(picture).resolve():
-        # the video's own track: the window around its frame, as the live app would hear it
-        samples = centred_window(samples, rate, frame_time, window_s)
-    return Inputs(np.ascontiguousarray(rgb), frame_time, samples, rate)
+    own = frame_time is not None and Path(sound).resolve() == Path(picture).resolve()
+    return Inputs(np.ascontiguousarray(rgb), frame_time, samples, rate, own)
 
 
 def localize_still(model, inputs: Inputs, settings=None) -> StillResult:
@@ -97,9 +94,12 @@ def localize_still(model, inputs: Inputs, settings=None) -> StillResult:
     if settings is None:
         calibration = getattr(getattr(model, "info", None), "calibration", None) or {}
         settings = ConfidenceSettings.for_checkpoint(calibration)
-    raw, _ = localize_arrays(model, inputs.picture, inputs.sound, inputs.rate)
     window_s = configs_of(model)[0].window_s
-    heard = center_clip(inputs.sound, inputs.rate, window_s).numpy()  # what the model heard, mono
+    sound = inputs.sound
+    if inputs.own_track:  # the video's own track: the window around its frame, as heard live
+        sound = centred_window(sound, inputs.rate, inputs.frame_time, window_s)
+    raw, _ = localize_arrays(model, inputs.picture, sound, inputs.rate)
+    heard = center_clip(sound, inputs.rate, window_s).numpy()  # what the model heard, mono
     found = analyze(
         raw, inputs.picture.shape[:2], heard, inputs.rate, float(model.config.tau), settings
     )

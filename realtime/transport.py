@@ -116,22 +116,19 @@ class Channel:
                 timeout_ms = 0 if timeout_ms is not None else None
 
     def drain(self, limit: int | None = None, settle_ms: int = 0) -> list[Message]:
-        """The messages waiting now, in order, at most ``limit`` of them. ``settle_ms``: when
-        none is left after a full receiving queue's worth, wait that long for more: a receiving
-        queue smaller than the sender's refills from it only as it is read, so a drain that
-        stopped there would leave older messages waiting at the sender. (A queue found less
-        than full had nothing more behind it: no wait.)"""
+        """The messages waiting now, in order, at most ``limit`` of them. ``settle_ms``: after a
+        round that found messages, wait that long for more before returning. A receiving queue
+        refills from the sender's only as it is read, a large message at a time, so a drain that
+        stopped at the first empty look would leave older messages waiting at the sender; it
+        stops when a whole settle brings nothing."""
         out: list[Message] = []
-        since = 0  # messages taken since the queue was last found empty
         while limit is None or len(out) < limit:
             msg = self.recv(timeout_ms=0)
-            if msg is None:
-                if settle_ms and since >= max(1, self.hwm - 1) and self.socket.poll(settle_ms):
-                    since = 0
-                    continue
+            if msg is not None:
+                out.append(msg)
+                continue
+            if not (settle_ms and out and self.socket.poll(settle_ms)):
                 return out
-            out.append(msg)
-            since += 1
         return out
 
     def close(self) -> None:

@@ -44,17 +44,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 0.5
 DRAIN_LIMIT = 500  # messages taken from the input per turn
-DRAIN_SETTLE_MS = 2  # a drain that emptied a full inbox waits this long for the sender to refill it
+DRAIN_SETTLE_MS = 1  # a drain waits this long for the sender's queue to refill the inbox
 # The capture -> inference link is bounded by the bytes of the frames in it, not by a count of
 # messages shared with audio (ZeroMQ counts messages, not bytes; a block of audio is a few kB, a
 # 640x480 frame 0.9 MB, a 1080p one 6.2 MB). The capture side holds as many messages as
 # LINK_FRAME_BYTES of its frames (``link_hwm``: 36 of 640x480, 5 of 1080p; audio blocks share
-# the count), the inference side INBOX_HWM more. A producer faster than the inference worker
-# fills it and then loses frames, counted, never audio, instead of growing memory (with 10 000
-# messages the worker grew by 2.8 GB in the 10 s of tests/test_pipeline.py's 640x480 flood).
+# the count), the inference side INBOX_HWM more (about what arrives while one frame is processed;
+# each turn drains the link whole, so frames do not age in it). A producer faster than the
+# inference worker fills it and then loses frames, counted, never audio, instead of growing
+# memory (with 10 000 messages the worker grew by 2.8 GB in tests/test_pipeline.py's flood).
 LINK_FRAME_BYTES = 32 * 2**20
 MIN_LINK_HWM, MAX_LINK_HWM = 4, 64
-INBOX_HWM = 4
+INBOX_HWM = 16
 # Offline (a file read unpaced, every frame kept) the link holds only a few packets: the reader
 # waits for the inference worker instead of running ahead, and a frame's latency (from its read)
 # is its own processing, not a queue.
@@ -126,6 +127,7 @@ def capture_main(spec: CaptureSpec) -> None:
 
     context = zmq.Context()
     out: Channel | None = None  # opened once the first frame says how large frames are
+    ended = False
     status = None
     if spec.status:
         _ignore_sigint()
@@ -189,6 +191,7 @@ def capture_main(spec: CaptureSpec) -> None:
                 send(waiting)
         end = EndOfStream(sent, unsent).to_wire()
         _deliver(out, end, wait_s=None if not spec.realtime else END_OF_STREAM_WAIT_S, idle=beat)
+        ended = True  # what is still queued is delivered before the link closes
         if status and not spec.realtime:  # under the pipeline's supervisor, offline
             _stay_connected(beat)
     except Exception as exc:  # reported to the supervisor, which shows it and restarts
@@ -197,8 +200,8 @@ def capture_main(spec: CaptureSpec) -> None:
         raise
     finally:
         time.sleep(0.2)  # let the last messages leave
-        if out is not None:
-            out.close()
+        if out is not None:  # after the end: the queue's last packets and the end go first
+            out.socket.close(linger=int(END_OF_STREAM_WAIT_S * 1000) if ended else 0)
         if status:
             status.close()
         context.term()

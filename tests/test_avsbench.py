@@ -377,7 +377,7 @@ def write_meta(folder, text: str):
         ("", "does not have the columns"),
         (
             "name,start_time,category,split\nvidA,0,dog_barking,train\n",
-            "no row of split 'test' (rows per split: train 1); pass --split",
+            "no row of split 'test' (rows per split: train 1); evaluate another split (fnac eval --split)",
         ),
         ("name,start_time,category,split\n,0,x,test\n", "none of the 1 annotations is usable"),
     ],

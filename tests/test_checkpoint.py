@@ -213,3 +213,28 @@ def test_a_calibration_travels_in_the_checkpoint_and_reaches_the_live_settings(t
         with caplog.at_level(logging.WARNING):
             assert load_checkpoint(tmp_path / "damaged.pth").info.calibration == {}
         assert "ignoring a calibration entry" in caplog.text
+
+
+def test_a_loaded_model_is_the_file_s_whatever_the_random_state(tmp_path, monkeypatch):
+    """load_checkpoint builds the model without drawing its random initialisation (the weights
+    come from the file): the model it gives equals one built the plain way and given the same
+    state, and no tensor is left on the meta device."""
+    torch.manual_seed(5)
+    saved = FNAC(ModelConfig(dim=16))
+    path = save_checkpoint(tmp_path / "m.pth", saved, AudioConfig(), half=True)
+    torch.manual_seed(6)
+
+    def drawn(*args, **kwargs):
+        raise AssertionError("a random initialisation was drawn for a model given its weights")
+
+    with monkeypatch.context() as patched:  # the ResNets' init: never run on the way in
+        patched.setattr(torch.nn.init, "kaiming_normal_", drawn)
+        loaded = load_checkpoint(path)
+    assert not any(t.is_meta for t in [*loaded.parameters(), *loaded.buffers()])
+    plain = FNAC(ModelConfig(dim=16))
+    state = torch.load(path, weights_only=True)["model"]
+    plain.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    frame, spec = torch.rand(2, 3, 224, 224), torch.rand(2, 1, 257, 94)
+    for a, b in zip(loaded.eval()(frame, spec), plain.eval()(frame, spec), strict=True):
+        assert torch.equal(a, b)
+    assert loaded.imgnet.conv1.weight.requires_grad  # trainable, as a plain model's

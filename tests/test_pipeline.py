@@ -461,8 +461,8 @@ def test_the_link_is_bounded_by_the_bytes_of_its_frames_not_by_a_count():
         places[height] = link_hwm(frame, realtime=True)
         assert MIN_LINK_HWM <= places[height] <= MAX_LINK_HWM
         assert places[height] * frame <= LINK_FRAME_BYTES
-        # both sides together: LINK_FRAME_BYTES and a few of the largest frames (1080p, where
-        # larger ones are shrunk) at most: 57 MiB, where 32 messages a side held 400 MB of 1080p
+        # both sides together: LINK_FRAME_BYTES and INBOX_HWM of the largest frames (1080p,
+        # where larger ones are shrunk) at most: 131 MB, where 32 messages a side held 400 MB
         assert (
             places[height] + INBOX_HWM
         ) * frame <= LINK_FRAME_BYTES + INBOX_HWM * 1920 * 1080 * 3

@@ -124,8 +124,8 @@ def read_meta(path: Path, s: AVSBenchSet, split: str) -> list[tuple[str, str | N
     if not videos:
         present = ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none"
         raise DatasetError(
-            f"{path} has no row of split {split!r} (rows per split: {present}); pass --split "
-            "with one of them"
+            f"{path} has no row of split {split!r} (rows per split: {present}); evaluate "
+            "another split (fnac eval --split)"
         )
     return videos
 

@@ -49,6 +49,7 @@ def keep_weights(run: Path, checkpoint: Path) -> Path:
         epoch=info.epoch,
         metrics=info.metrics,
         half=True,
+        calibration=info.calibration or None,
     )
     for name in ("best.pth", "latest.pth"):
         (run / name).unlink(missing_ok=True)
