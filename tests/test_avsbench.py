@@ -242,16 +242,14 @@ def independent_figures(model: FNAC, folder, kind: str, size: int) -> dict:
         lo = up.amin(dim=(1, 2), keepdim=True)
         heat = (up - lo) / (up.amax(dim=(1, 2), keepdim=True) - lo)
         h, m = heat.numpy(), masks.numpy()
-        full = [bool(x.any()) for x in m]
-        cious = [published_ciou(h[k], m[k]) if full[k] else None for k in range(len(h))]
-        boxes = [published_ciou(h[k], box_of(m[k])) if full[k] else None for k in range(len(h))]
+        cious = [published_ciou(h[k], m[k]) for k in range(len(h))]  # an empty mask: 0
+        boxes = [published_ciou(h[k], box_of(m[k])) for k in range(len(h))]
         thr = torch.tensor([float(np.sort(x.flatten())[SIDE * SIDE // 2]) for x in h])
         binary = (heat >= thr[:, None, None]).float()
         ious = [avsbench_mask_iou(binary[k : k + 1], masks[k : k + 1]) for k in range(len(h))]
         batches = range(0, len(h), 5) if mode == "bicubic" else ()  # AVSBench's loop, 5 a batch
         per_batch = [avsbench_fmeasure(h[k : k + 5], m[k : k + 5]) for k in batches]
-        scored = [c for c in cious if c is not None]
-        boxed = [c for c in boxes if c is not None]
+        scored, boxed = cious, boxes
         out[mode] = {
             "ciou@0.5": np.mean(np.array(scored) >= 0.5),
             "ciou@0.3": np.mean(np.array(scored) >= 0.3),
@@ -306,8 +304,8 @@ def test_figures_match_an_independent_scoring_by_avsbench_rules(tmp_path, model,
         for key, value in want[mode].items():
             if key == "per_frame":
                 for rec, (c, b, iou) in zip(report["per_sample"], value, strict=True):
-                    assert rec[f"{mode}/av"] == (None if c is None else approx(c))
-                    assert rec[f"{mode}/av/box"] == (None if b is None else approx(b))
+                    assert rec[f"{mode}/av"] == approx(c)
+                    assert rec[f"{mode}/av/box"] == approx(b)
                     assert rec[f"{mode}/av/iou"] == approx(iou)
             elif key != "per_batch_fscore":
                 assert got[key] == pytest.approx(value, abs=0.01), (mode, key)
@@ -318,7 +316,8 @@ def test_figures_match_an_independent_scoring_by_avsbench_rules(tmp_path, model,
     if kind == "avsbench-s4":
         rec = next(r for r in report["per_sample"] if r["id"] == "vidB_4")
         assert rec["video"] == "vidB" and rec["frame"] == 4 and rec["category"] == "playing_piano"
-        assert rec["bicubic/av"] is None and rec["bicubic/av/iou"] > 0  # the backgrounds' IoU
+        assert rec["bicubic/av"] == 0.0 and rec["bicubic/av/box"] == 0.0  # nothing to point at
+        assert rec["bicubic/av/iou"] > 0  # the backgrounds' IoU
 
 
 # ------------------------------------------------------------------- layouts and bad input
@@ -377,7 +376,7 @@ def write_meta(folder, text: str):
         ("", "does not have the columns"),
         (
             "name,start_time,category,split\nvidA,0,dog_barking,train\n",
-            "no row of split 'test' (rows per split: train 1); evaluate another split (fnac eval --split)",
+            "no row of split 'test' (rows per split: train 1); evaluate another split",
         ),
         ("name,start_time,category,split\n,0,x,test\n", "none of the 1 annotations is usable"),
     ],

@@ -120,7 +120,7 @@ def headline(report: dict[str, Any]) -> str:
         dropped = ", ".join(f"{n} {why}" for why, n in report["dropped"].items())
         lines.append(
             f"split {report['split']}: {report['videos']} videos, {report['samples']} frames, "
-            f"{report['empty_masks']} with an empty mask (left out of cIoU and F-score), "
+            f"{report['empty_masks']} with an empty mask (cIoU 0; left out of F-score), "
             f"{report['skipped']} skipped at loading (see the warnings)"
             + (f"; left out: {dropped}" if dropped else "")
         )

@@ -148,26 +148,23 @@ def mask_figures(heat: np.ndarray, masks: np.ndarray) -> tuple[dict[str, Any], d
     the per-frame values (``ciou``, ``box``, ``iou``).
 
     cIoU against the mask (``ciou@0.5``, ...) and against the mask's bounding box (``box/...``)
-    count the frames whose mask is not empty (with nothing to point at, cIoU is 0 whatever the
-    map, so those frames have ``None``); ``miou`` counts every frame (AVSBench's rule: an empty
-    mask scores the backgrounds' IoU); ``fscore`` the frames whose mask is not empty, averaged
-    over the whole set (AVSBench's rule without its dependence on the batch size). One median
-    binarisation serves cIoU, box cIoU and IoU."""
-    cious: list[float | None] = []
-    boxes: list[float | None] = []
+    count every frame, by the cIoU formula with the mask (or its box) as the ground truth: a
+    frame whose mask is empty has nothing to point at and scores 0 whatever the map; ``miou``
+    counts every frame (AVSBench's rule: an empty mask scores the backgrounds' IoU); ``fscore``
+    the frames whose mask is not empty, averaged over the whole set (AVSBench's rule without its
+    dependence on the batch size). One median binarisation serves cIoU, box cIoU and IoU."""
+    cious: list[float] = []
+    boxes: list[float] = []
     ious, curves = [], []
     for h, m in zip(heat, masks, strict=True):
         thr = median_threshold(h)
-        full = bool(m.any())
-        cious.append(ciou(h, m, thr) if full else None)
-        boxes.append(ciou(h, mask_box_map(m), thr) if full else None)
+        cious.append(ciou(h, m, thr))
+        boxes.append(ciou(h, mask_box_map(m), thr))
         ious.append(mask_iou(h, m, thr))
         curves.append(fmeasure_curve(h, m))
-    scored = [c for c in cious if c is not None]
-    boxed = [c for c in boxes if c is not None]
-    figures: dict[str, Any] = {**summarize(scored), "curve": success_curve(scored).tolist()}
-    figures.update({f"box/{k}": v for k, v in summarize(boxed).items()})
-    figures["box/curve"] = success_curve(boxed).tolist()
+    figures: dict[str, Any] = {**summarize(cious), "curve": success_curve(cious).tolist()}
+    figures.update({f"box/{k}": v for k, v in summarize(boxes).items()})
+    figures["box/curve"] = success_curve(boxes).tolist()
     figures["miou"] = float(np.mean(ious))
     figures["fscore"] = max_fscore(curves)
     return figures, {"ciou": cious, "box": boxes, "iou": ious}
@@ -433,8 +430,7 @@ def plot_success_curves(report: dict[str, Any], path: str | Path) -> Path:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    shown = report["samples"] - report.get("empty_masks", 0)  # a mask set's curves: masks only
-    ax.set_title(f"{report['testset']}: {shown} samples")
+    ax.set_title(f"{report['testset']}: {report['samples']} samples")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
