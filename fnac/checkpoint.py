@@ -322,9 +322,26 @@ def save_calibrated(
     calibration = {"score_mid": float(score_mid), "source": source}
     if box_level is not None:
         calibration["box_level"] = float(box_level)
+    return save_again(path, model, calibration=calibration)
+
+
+def save_again(
+    path: str | os.PathLike,
+    model: FNAC,
+    *,
+    calibration: dict[str, Any] | None = None,
+    half: bool | None = None,
+    keep_train_state: bool = True,
+) -> Path:
+    """Write a loaded ``model`` to ``path`` as its file recorded it (configs, what it was
+    trained on, epoch, metrics, training state, calibration, precision), with ``calibration``,
+    ``half`` (None: as read) and, with ``keep_train_state`` False, without the training state
+    (the weights alone, for a model that will not be trained further)."""
     info = model.info
-    stored = info.raw.get("model") if isinstance(info.raw.get("model"), dict) else info.raw
-    half = any(isinstance(v, torch.Tensor) and v.dtype == torch.float16 for v in stored.values())
+    if half is None:
+        stored = info.raw.get("model") if isinstance(info.raw.get("model"), dict) else info.raw
+        tensors = [v for v in stored.values() if isinstance(v, torch.Tensor)]
+        half = any(v.dtype == torch.float16 for v in tensors)
     return save_checkpoint(
         path,
         model,
@@ -333,9 +350,9 @@ def save_calibrated(
         trained_on=info.trained_on,
         epoch=info.epoch,
         metrics=info.metrics,
-        train_state=info.raw.get("train_state"),
+        train_state=info.raw.get("train_state") if keep_train_state else None,
         half=half,
-        calibration=calibration,
+        calibration=(info.calibration or None) if calibration is None else calibration,
     )
 
 

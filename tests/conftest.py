@@ -139,3 +139,36 @@ def live_result(raw_map=None, **fields):
     )
     values.update(fields)
     return LiveResult(**values)
+
+
+def mux_sound(out, track, wave: np.ndarray, fmt: str = "fltp", block: int = 1024) -> None:
+    """Encode ``wave`` ((N,) mono or (C, N) float samples at the track's rate) into the PyAV
+    ``track`` of container ``out``, in blocks, and flush the encoder: a user's file's sound."""
+    from fractions import Fraction
+
+    import av
+
+    samples = np.atleast_2d(np.asarray(wave, np.float32))
+    layout = {1: "mono", 2: "stereo"}[samples.shape[0]]  # the encoder resamples to its own
+    rate = track.rate
+    for k in range(0, samples.shape[1], block):
+        chunk = np.ascontiguousarray(samples[:, k : k + block])
+        if fmt == "flt":  # packed: one plane, channels interleaved
+            chunk = chunk.T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(chunk, fmt, layout)
+        frame.sample_rate, frame.pts, frame.time_base = rate, k, Fraction(1, rate)
+        for packet in track.encode(frame):
+            out.mux(packet)
+    for packet in track.encode():
+        out.mux(packet)
+
+
+def mux_pictures(out, stream, pictures) -> None:
+    """Encode the (H, W, 3) uint8 RGB ``pictures`` into the PyAV video ``stream`` of ``out``."""
+    import av
+
+    for picture in pictures:
+        for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)

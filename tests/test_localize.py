@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import write_png, write_wav
+from conftest import mux_pictures, mux_sound, write_png, write_wav
 from PIL import Image
 
 from fnac.checkpoint import load_checkpoint, save_calibrated, save_checkpoint
@@ -34,14 +33,7 @@ def write_audio(path: Path, wave: np.ndarray, codec: str, rate: int) -> Path:
     with av.open(str(path), "w") as out:
         track = out.add_stream(codec, rate=rate)
         track.layout = "mono"
-        samples = wave.astype(np.float32)
-        for k in range(0, samples.size, 960):
-            frame = av.AudioFrame.from_ndarray(samples[None, k : k + 960], "flt", "mono")
-            frame.sample_rate, frame.pts, frame.time_base = rate, k, Fraction(1, rate)
-            for packet in track.encode(frame):
-                out.mux(packet)
-        for packet in track.encode():
-            out.mux(packet)
+        mux_sound(out, track, wave, fmt="flt", block=960)
     return path
 
 
@@ -55,19 +47,8 @@ def write_video(path: Path, picture: np.ndarray, wave: np.ndarray, fps: int = 10
         video.width, video.height, video.pix_fmt = picture.shape[1], picture.shape[0], "yuv420p"
         track = out.add_stream("aac", rate=RATE)
         track.layout = "mono"
-        for _ in range(frames):
-            for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
-        samples = wave.astype(np.float32)
-        for k in range(0, samples.size, 1024):
-            frame = av.AudioFrame.from_ndarray(samples[None, k : k + 1024], "fltp", "mono")
-            frame.sample_rate, frame.pts, frame.time_base = RATE, k, Fraction(1, RATE)
-            for packet in track.encode(frame):
-                out.mux(packet)
-        for packet in track.encode():
-            out.mux(packet)
+        mux_pictures(out, video, [picture] * frames)
+        mux_sound(out, track, wave)
     return path
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, write_png, write_wav
+from conftest import REPO, mux_pictures, mux_sound, write_png, write_wav
 
 # Small sizes, appended to the README's own flags.
 WORLD = "--train 16 --test 8 --duet 2 --silent 2 --avsbench 1 --streams 1 --stream-seconds 3"
@@ -184,35 +184,23 @@ def _workspace(root: Path) -> dict[str, str]:
     t = np.arange(16000 * 4) / 16000
     write_wav(root / "clip.wav", 0.4 * np.sin(2 * np.pi * 440 * t), 16000)
     with av.open(str(root / "clip.ogg"), "w") as out:
+        wave = 0.4 * np.sin(2 * np.pi * 440 * np.arange(48000 * 4) / 48000)
         track = out.add_stream("libopus", rate=48000)
-        wave = (0.4 * np.sin(2 * np.pi * 440 * np.arange(48000 * 4) / 48000)).astype(np.float32)
-        for k in range(0, wave.size, 960):
-            frame = av.AudioFrame.from_ndarray(wave[None, k : k + 960], "flt", "mono")
-            frame.sample_rate = 48000
-            for packet in track.encode(frame):
-                out.mux(packet)
-        for packet in track.encode():
-            out.mux(packet)
+        track.layout = "mono"
+        mux_sound(out, track, wave, fmt="flt", block=960)
     # a user's clip: 5 s of a moving square with a tone, written by FFmpeg (not by fnac synth)
     with av.open(str(root / "clip.mp4"), "w") as out:
         video = out.add_stream("mpeg4", rate=10)
         video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
         sound = out.add_stream("aac", rate=16000)
+        sound.layout = "mono"
+        pictures = []
         for i in range(50):
             picture = np.full((120, 160, 3), 40, np.uint8)
             picture[40:80, 10 + 2 * i : 50 + 2 * i] = (230, 80, 40)
-            for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
-        wave = (0.4 * np.sin(2 * np.pi * 440 * np.arange(16000 * 5) / 16000)).astype(np.float32)
-        for k in range(0, wave.size, 1024):
-            frame = av.AudioFrame.from_ndarray(wave[None, k : k + 1024], "fltp", "mono")
-            frame.sample_rate = 16000
-            for packet in sound.encode(frame):
-                out.mux(packet)
-        for packet in sound.encode():
-            out.mux(packet)
+            pictures.append(picture)
+        mux_pictures(out, video, pictures)
+        mux_sound(out, sound, 0.4 * np.sin(2 * np.pi * 440 * np.arange(16000 * 5) / 16000))
     (root / "my.json").write_text('{"epochs": 2}\n')
     # the published test sets' layouts and metadata files, from a small world of their own
     given = root / "given"

@@ -36,21 +36,9 @@ def keep_weights(run: Path, checkpoint: Path) -> Path:
     """The run's best model as ``checkpoint``, float16 weights without the training state (45
     MB), and the run's two full checkpoints (270 MB each: weights, Adam's moments, RNG states)
     removed; what they would resume, the tour makes again in minutes."""
-    from fnac.checkpoint import load_checkpoint, save_checkpoint
+    from fnac.checkpoint import load_checkpoint, save_again
 
-    model = load_checkpoint(run / "best.pth")
-    info = model.info
-    save_checkpoint(
-        checkpoint,
-        model,
-        info.audio,
-        info.image,
-        trained_on=info.trained_on,
-        epoch=info.epoch,
-        metrics=info.metrics,
-        half=True,
-        calibration=info.calibration or None,
-    )
+    save_again(checkpoint, load_checkpoint(run / "best.pth"), half=True, keep_train_state=False)
     for name in ("best.pth", "latest.pth"):
         (run / name).unlink(missing_ok=True)
     return checkpoint
