@@ -449,6 +449,9 @@ class Intake:
                     self.audio_at = time.monotonic()
                 elif isinstance(packet, FramePacket):
                     frames.append(checked_frame(packet))  # a bad one never hides a good one
+                    if len(frames) > MAX_HELD and not self.every_frame:
+                        del frames[0]  # stale already: dropped as it comes, not after a flood
+                        self.dropped += 1
                 elif isinstance(packet, EndOfStream):
                     self.ended = True
                     self.stage.end_audio()

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import zmq
@@ -116,20 +117,25 @@ class Channel:
                 timeout_ms = 0 if timeout_ms is not None else None
 
     def drain(self, limit: int | None = None, settle_ms: int = 0) -> list[Message]:
-        """The messages waiting now, in order, at most ``limit`` of them. ``settle_ms``: after a
-        round that found messages, wait that long for more before returning. A receiving queue
-        refills from the sender's only as it is read, a large message at a time, so a drain that
-        stopped at the first empty look would leave older messages waiting at the sender; it
-        stops when a whole settle brings nothing."""
-        out: list[Message] = []
-        while limit is None or len(out) < limit:
+        """The messages waiting now, in order, at most ``limit`` of them (``take``, as a list)."""
+        return list(self.take(limit, settle_ms))
+
+    def take(self, limit: int | None = None, settle_ms: int = 0) -> Iterator[Message]:
+        """The messages waiting now, one at a time as they are read (the reader keeps only what
+        it needs: a flood is never all in memory at once), at most ``limit`` of them.
+        ``settle_ms``: after a round that found messages, wait that long for more. A receiving
+        queue refills from the sender's only as it is read, a large message at a time, so a
+        drain that stopped at the first empty look would leave older messages waiting at the
+        sender; it stops when a whole settle brings nothing."""
+        taken = 0
+        while limit is None or taken < limit:
             msg = self.recv(timeout_ms=0)
             if msg is not None:
-                out.append(msg)
+                taken += 1
+                yield msg
                 continue
-            if not (settle_ms and out and self.socket.poll(settle_ms)):
-                return out
-        return out
+            if not (settle_ms and taken and self.socket.poll(settle_ms)):
+                return
 
     def close(self) -> None:
         self.socket.close(linger=0)

@@ -12,12 +12,14 @@ with are the typed messages and specs of ``realtime.messages``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import signal
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -328,14 +330,15 @@ def _serve(
     intake = Intake(stage, every_frame=every_frame)
     last_beat = 0.0
     while True:
-        batch = []
+        batch: Iterable[Message] = ()
         if not intake.full:
             first = inbox.recv(timeout_ms=5 if intake.held else 100)
             # live: the whole link, not one inbox's worth (INBOX_HWM), since what stays at the
-            # sender ages; offline the link is the reader's brake and only the inbox is taken
+            # sender ages; offline the link is the reader's brake and only the inbox is taken.
+            # Read lazily: the intake keeps the newest frames only, so a flood never piles up.
             settle = 0 if every_frame else DRAIN_SETTLE_MS
-            more = inbox.drain(limit=DRAIN_LIMIT, settle_ms=settle) if first else []
-            batch = ([first] if first else []) + more
+            if first is not None:
+                batch = itertools.chain([first], inbox.take(DRAIN_LIMIT, settle))
         frame = intake.next_frame(packet_from_wire(msg) for msg in batch)
         if frame is not None:
             frame = fit_frame(frame)  # the image published is the one localized
