@@ -179,6 +179,7 @@ def capture_main(spec: CaptureSpec) -> None:
                         packet.read = time.monotonic()
                 if out is None:
                     held.append(packet)
+                    beat()  # alive while the link waits for its first frame
                     if isinstance(packet, FramePacket) or len(held) >= SIZING_PACKETS:
                         frame = packet if isinstance(packet, FramePacket) else None
                         out = open_link(frame)
