@@ -92,6 +92,7 @@ DEFAULT_COLORMAP = "inferno"  # perceptually uniform: equal steps of heat look l
 # Heat below this share of the map's range is left clear (the frame shows through), and the
 # overlay's opacity rises linearly from there to the hottest pixel.
 CLEAR_BELOW = 0.4
+OPACITY = 0.75  # of the hottest pixel of a drawn map at full confidence
 
 
 def colormap_table(name: str = DEFAULT_COLORMAP) -> np.ndarray:

@@ -227,8 +227,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_localize(sub: argparse._SubParsersAction) -> None:
-    from fnac.overlay import COLORMAPS, DEFAULT_COLORMAP
-    from realtime.render import Style
+    from fnac.overlay import COLORMAPS, DEFAULT_COLORMAP, OPACITY
 
     p = sub.add_parser(
         "localize",
@@ -253,9 +252,7 @@ def _register_localize(sub: argparse._SubParsersAction) -> None:
         help="rate the model was trained at (published checkpoints record none)",
     )
     p.add_argument("--out", default=None, help="write the drawn picture here (PNG, JPEG)")
-    p.add_argument(
-        "--opacity", type=unit, default=Style().opacity, help="of the heat at full confidence"
-    )
+    p.add_argument("--opacity", type=unit, default=OPACITY, help="of the heat at full confidence")
     p.add_argument("--colormap", choices=COLORMAPS, default=DEFAULT_COLORMAP)
     add_json_flag(p, "the raw map, peak, box, confidence and sounding verdict")
     p.set_defaults(func=localize_command)

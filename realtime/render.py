@@ -13,7 +13,15 @@ import numpy as np
 
 from fnac.localization import upsample_heat
 from fnac.metrics import point_in_box
-from fnac.overlay import CLEAR_BELOW, DEFAULT_COLORMAP, blend, colormap_table, draw_box, draw_marker
+from fnac.overlay import (
+    CLEAR_BELOW,
+    DEFAULT_COLORMAP,
+    OPACITY,
+    blend,
+    colormap_table,
+    draw_box,
+    draw_marker,
+)
 from realtime.scoring import sounding_object
 from realtime.sources import quiet_opencv
 
@@ -25,7 +33,7 @@ DASH_PX = 9  # length of a dash and of a gap of the true outline
 @dataclass(frozen=True)
 class Style:
     colormap: str = DEFAULT_COLORMAP  # fnac.overlay.COLORMAPS
-    opacity: float = 0.75  # of the hottest pixel at full confidence
+    opacity: float = OPACITY  # of the hottest pixel at full confidence
     faded: float = 0.15  # fraction of ``opacity`` left when the confidence is zero
     clear_below: float | None = CLEAR_BELOW  # heat left clear; None: one opacity everywhere
     heat: bool = True

@@ -11,6 +11,7 @@ with silent pairs (``fnac eval`` reports the confidence's AP and max-F1 there).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,17 @@ class Localization:
     level_db: float  # RMS of the newest audio, dBFS
     confidence: float  # 0..1
     sounding: bool
+
+    def fields(self) -> dict[str, Any]:
+        """Its figures as plain Python values (ints, floats, a bool), as results carry them."""
+        return {
+            "peak": tuple(int(v) for v in self.peak),
+            "box": tuple(int(v) for v in self.box),
+            "confidence": float(self.confidence),
+            "sounding": bool(self.sounding),
+            "score": float(self.score),
+            "level_db": float(self.level_db),
+        }
 
 
 def level_db(samples: np.ndarray) -> float:

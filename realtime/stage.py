@@ -527,12 +527,7 @@ class Intake:
             raw_map=result.raw_map.astype(np.float32),
             image=frame.image,
             spectrum=result.spectrum,
-            peak=tuple(int(v) for v in loc.peak),  # type: ignore[arg-type]
-            box=tuple(int(v) for v in loc.box),  # type: ignore[arg-type]
-            confidence=float(loc.confidence),
-            sounding=bool(loc.sounding),
-            score=float(loc.score),
-            level_db=float(loc.level_db),
+            **loc.fields(),
             padded=bool(result.padded),
             gap=bool(result.gap),
             dropped=self.dropped,

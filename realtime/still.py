@@ -103,12 +103,4 @@ def localize_still(model, inputs: Inputs, settings=None) -> StillResult:
     found = analyze(
         raw, inputs.picture.shape[:2], heard, inputs.rate, float(model.config.tau), settings
     )
-    return StillResult(
-        raw_map=raw.astype(np.float32),
-        peak=tuple(int(v) for v in found.peak),  # type: ignore[arg-type]
-        box=tuple(int(v) for v in found.box),  # type: ignore[arg-type]
-        confidence=float(found.confidence),
-        sounding=bool(found.sounding),
-        score=float(found.score),
-        level_db=float(found.level_db),
-    )
+    return StillResult(raw_map=raw.astype(np.float32), **found.fields())
